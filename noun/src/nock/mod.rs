@@ -1,0 +1,223 @@
+//! A Nock 4K interpreter with fuel, cancellation and a tracking hook.
+//!
+//! Invariants:
+//! - **No native recursion over the computation.** Evaluation runs on an
+//!   explicit work stack; deep or long computations grow heap memory only,
+//!   and every step of that growth costs fuel.
+//! - **Fuel is deterministic.** Each formula evaluated costs one unit; a run
+//!   that would evaluate more formulas than its fuel stops with
+//!   [`NockError::OutOfFuel`], at the same step every time.
+//! - **Cancellation is honoured at safe points**: on every call through
+//!   Nock 2 and 9 and at least every [`CHECK_INTERVAL`] steps. A cancelled run
+//!   stops with [`NockError::Cancelled`] and leaves nothing behind.
+//! - **Crashes are typed.** Wherever the Nock 4K specification crashes, the
+//!   run ends with a [`Crash`] saying what failed.
+//!
+//! Evaluation order is fixed (for Nock 2, 5 and 10: the first sub-formula,
+//! then the second), so fuel use and the hook's observations are
+//! reproducible.
+
+mod hook;
+mod machine;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use thiserror::Error;
+
+pub use hook::{Hook, NoHook};
+
+use crate::{Atom, Noun};
+
+/// Cancellation is checked at least this often (in steps), besides every call.
+pub const CHECK_INTERVAL: u64 = 1024;
+
+/// A shared flag that asks a running computation to stop at its next safe
+/// point. Cloning shares the flag.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A new, unset token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ask every computation holding this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Limits on one computation.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Maximum number of formula evaluations.
+    pub fuel: u64,
+    /// Checked at every safe point.
+    pub cancel: Option<CancelToken>,
+}
+
+impl Default for Limits {
+    /// Unlimited fuel, no cancellation.
+    fn default() -> Self {
+        Limits {
+            fuel: u64::MAX,
+            cancel: None,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits with the given fuel and no cancellation.
+    pub fn fuel(fuel: u64) -> Self {
+        Limits { fuel, cancel: None }
+    }
+}
+
+/// How a computation ended without a product.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NockError {
+    /// The specification crashes here.
+    #[error("crash: {0}")]
+    Crash(Crash),
+    /// The run needed more than its fuel.
+    #[error("out of fuel after {spent} steps")]
+    OutOfFuel {
+        /// Fuel spent (equal to the budget).
+        spent: u64,
+    },
+    /// The run was cancelled at a safe point.
+    #[error("cancelled after {spent} steps")]
+    Cancelled {
+        /// Steps taken before the safe point that noticed.
+        spent: u64,
+    },
+}
+
+/// A Nock crash: what failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Crash {
+    /// A formula was an atom.
+    FormulaIsAtom,
+    /// A formula's head was an atom other than 0 to 11.
+    UnknownOpcode(Atom),
+    /// The arguments of an opcode did not have the required shape.
+    Malformed {
+        /// The opcode.
+        opcode: u8,
+    },
+    /// Nock 0 (or the arm lookup of Nock 9) named axis 0 or ran into an atom.
+    Slot {
+        /// The opcode (0 or 9).
+        opcode: u8,
+        /// The axis looked up.
+        axis: Atom,
+    },
+    /// Nock 4 was applied to a cell.
+    IncrementCell,
+    /// Nock 6's condition was neither 0 nor 1.
+    Branch {
+        /// The condition, if it was an atom (`None` for a cell).
+        condition: Option<Atom>,
+    },
+    /// Nock 10 named axis 0 or its path ran into an atom.
+    Edit {
+        /// The axis edited.
+        axis: Atom,
+    },
+}
+
+impl fmt::Display for Crash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Crash::FormulaIsAtom => write!(f, "formula is an atom"),
+            Crash::UnknownOpcode(op) => write!(f, "unknown opcode {}", short(op)),
+            Crash::Malformed { opcode } => {
+                write!(f, "arguments of opcode {opcode} have the wrong shape")
+            }
+            Crash::Slot { opcode, axis } => {
+                write!(
+                    f,
+                    "opcode {opcode}: axis {} is not in the subject",
+                    short(axis)
+                )
+            }
+            Crash::IncrementCell => write!(f, "opcode 4: cannot increment a cell"),
+            Crash::Branch { condition: Some(c) } => {
+                write!(f, "opcode 6: condition is {}, not 0 or 1", short(c))
+            }
+            Crash::Branch { condition: None } => {
+                write!(f, "opcode 6: condition is a cell, not 0 or 1")
+            }
+            Crash::Edit { axis } => {
+                write!(f, "opcode 10: axis {} is not in the target", short(axis))
+            }
+        }
+    }
+}
+
+fn short(a: &Atom) -> String {
+    if a.bit_len() <= 128 {
+        a.to_string()
+    } else {
+        format!("(an atom of {} bits)", a.bit_len())
+    }
+}
+
+/// The result of a tracked run: the product, its tag, and the fuel spent.
+#[derive(Debug, Clone)]
+pub struct Traced<T> {
+    /// The product.
+    pub product: Noun,
+    /// The hook's tag for the product.
+    pub tag: T,
+    /// Formulas evaluated (fuel spent).
+    pub steps: u64,
+}
+
+/// Compute `*[subject formula]`.
+///
+/// ```
+/// use spectree_noun::nock::{nock, Limits, NockError};
+/// use spectree_noun::Noun;
+/// let dec: Noun = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]"
+///     .parse()
+///     .unwrap();
+/// assert_eq!(nock(Noun::atom(42), &dec, &Limits::default()), Ok(Noun::atom(41)));
+/// assert!(matches!(
+///     nock(Noun::atom(42), &dec, &Limits::fuel(100)),
+///     Err(NockError::OutOfFuel { spent: 100 })
+/// ));
+/// ```
+///
+/// # Errors
+/// [`NockError`] for a crash, exhausted fuel or cancellation.
+pub fn nock(subject: Noun, formula: &Noun, limits: &Limits) -> Result<Noun, NockError> {
+    nock_with(subject, (), formula, limits, &mut NoHook).map(|t| t.product)
+}
+
+/// Compute `*[subject formula]`, reporting to `hook`; `tag` is the subject's.
+///
+/// # Errors
+/// [`NockError`] for a crash, exhausted fuel or cancellation.
+pub fn nock_with<H: Hook>(
+    subject: Noun,
+    tag: H::Tag,
+    formula: &Noun,
+    limits: &Limits,
+    hook: &mut H,
+) -> Result<Traced<H::Tag>, NockError> {
+    let arena = typed_arena::Arena::new();
+    machine::Machine::new(&arena, limits, hook).run(subject, tag, formula)
+}
+
+#[cfg(test)]
+mod tests;

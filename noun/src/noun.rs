@@ -1,0 +1,552 @@
+//! The noun: an atom or a cell of two nouns.
+//!
+//! Invariants kept here:
+//! - cells are immutable and shared: `clone` is O(1) and never copies
+//!   structure, so versions of a state share every unchanged subtree;
+//! - a cell's mug and its 64-bit fingerprint are each computed at most once
+//!   per allocation and cached thread-safely (0 means "not yet computed";
+//!   neither is ever 0);
+//! - equal nouns have equal mugs and equal fingerprints, so differing cached
+//!   values prove inequality. Mugs are only 31 bits and cycle on regular
+//!   shapes (the mugs of `[1 [1 [1 ...]]]` repeat with a period of about
+//!   10^4), so maps keyed by value hash the fingerprint instead;
+//! - nothing here recurses on the native stack over the depth of a noun:
+//!   equality, mug and `Drop` use explicit heap stacks, so a 10^6-deep noun is
+//!   as safe as a shallow one.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::OnceLock;
+
+use crate::atom::Atom;
+
+/// A noun: an [`Atom`] or a [`Cell`].
+///
+/// ```
+/// use spectree_noun::Noun;
+/// let n = Noun::cell(Noun::from(1u64), Noun::cell(Noun::from(2u64), Noun::from(3u64)));
+/// assert_eq!(n.to_string(), "[1 2 3]");
+/// assert_eq!(n, "[1 2 3]".parse().unwrap());
+/// ```
+#[derive(Clone)]
+pub enum Noun {
+    /// An unsigned integer of any size.
+    Atom(Atom),
+    /// An ordered pair of nouns.
+    Cell(Cell),
+}
+
+/// A shared, immutable pair of nouns with a lazily cached mug.
+#[derive(Clone)]
+pub struct Cell(Arc<CellData>);
+
+struct CellData {
+    head: Noun,
+    tail: Noun,
+    fingerprint: AtomicU64,
+    mug: AtomicU32,
+}
+
+impl Cell {
+    /// A new cell `[head tail]`.
+    #[inline]
+    pub fn new(head: Noun, tail: Noun) -> Cell {
+        Cell(Arc::new(CellData {
+            head,
+            tail,
+            fingerprint: AtomicU64::new(0),
+            mug: AtomicU32::new(0),
+        }))
+    }
+
+    /// The head (axis 2 relative to this cell).
+    #[inline]
+    pub fn head(&self) -> &Noun {
+        &self.0.head
+    }
+
+    /// The tail (axis 3 relative to this cell).
+    #[inline]
+    pub fn tail(&self) -> &Noun {
+        &self.0.tail
+    }
+
+    /// Whether both cells are the same allocation (implies equality).
+    #[inline]
+    pub fn ptr_eq(&self, other: &Cell) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The address of the shared allocation, usable as an identity key while
+    /// this cell is alive.
+    #[inline]
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
+    /// The mug if it has been computed already.
+    #[inline]
+    pub fn cached_mug(&self) -> Option<u32> {
+        match self.0.mug.load(Ordering::Relaxed) {
+            0 => None,
+            m => Some(m),
+        }
+    }
+
+    /// Urbit's 31-bit mug of this cell, computed once and cached.
+    pub fn mug(&self) -> u32 {
+        if let Some(m) = self.cached_mug() {
+            return m;
+        }
+        fill(
+            self,
+            Cell::cached_mug,
+            Atom::mug,
+            crate::mug::mug_both,
+            |c, m| c.0.mug.store(m, Ordering::Relaxed),
+        )
+    }
+
+    /// The fingerprint if it has been computed already.
+    #[inline]
+    pub fn cached_fingerprint(&self) -> Option<u64> {
+        match self.0.fingerprint.load(Ordering::Relaxed) {
+            0 => None,
+            f => Some(f),
+        }
+    }
+
+    /// A 64-bit structural hash of this cell, computed once and cached.
+    ///
+    /// Equal nouns have equal fingerprints within one process. It is keyed
+    /// with a per-process random seed, so it is not stable across runs and
+    /// collisions cannot be precomputed; use [`mug`](Self::mug) for anything
+    /// persisted or shared.
+    pub fn fingerprint(&self) -> u64 {
+        if let Some(f) = self.cached_fingerprint() {
+            return f;
+        }
+        fill(
+            self,
+            Cell::cached_fingerprint,
+            atom_fingerprint,
+            cell_fingerprint,
+            |c, f| c.0.fingerprint.store(f, Ordering::Relaxed),
+        )
+    }
+
+    /// Split into owned head and tail, without copying when this is the last
+    /// reference.
+    pub fn into_parts(self) -> (Noun, Noun) {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut data) => (data.take_head(), data.take_tail()),
+            Err(shared) => (shared.head.clone(), shared.tail.clone()),
+        }
+    }
+}
+
+/// Compute a cached bottom-up value for `root` and every uncached cell
+/// below it, in post-order on a heap stack; returns the root's value.
+fn fill<V: Copy>(
+    root: &Cell,
+    cached: impl Fn(&Cell) -> Option<V>,
+    leaf: impl Fn(&Atom) -> V,
+    combine: impl Fn(V, V) -> V,
+    store: impl Fn(&Cell, V),
+) -> V {
+    let value = |n: &Noun| match n {
+        Noun::Atom(a) => Some(leaf(a)),
+        Noun::Cell(c) => cached(c),
+    };
+    let mut stack: Vec<&Cell> = vec![root];
+    while let Some(&top) = stack.last() {
+        if cached(top).is_some() {
+            stack.pop();
+            continue;
+        }
+        match (value(top.head()), value(top.tail())) {
+            (Some(h), Some(t)) => {
+                store(top, combine(h, t));
+                stack.pop();
+            }
+            (h, t) => {
+                if let (None, Noun::Cell(c)) = (t, top.tail()) {
+                    stack.push(c);
+                }
+                if let (None, Noun::Cell(c)) = (h, top.head()) {
+                    stack.push(c);
+                }
+            }
+        }
+    }
+    cached(root).expect("computed above")
+}
+
+fn seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1
+    })
+}
+
+/// SplitMix64's finaliser: a bijective 64-bit mixer.
+#[inline]
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn nonzero(h: u64) -> u64 {
+    if h == 0 {
+        1
+    } else {
+        h
+    }
+}
+
+fn atom_fingerprint(a: &Atom) -> u64 {
+    match a.as_u64() {
+        Some(v) => nonzero(mix64(v ^ seed())),
+        None => {
+            let mut h = seed() ^ 0xa70a;
+            for byte in a.to_bytes_le().chunks(8) {
+                let mut w = [0u8; 8];
+                w[..byte.len()].copy_from_slice(byte);
+                h = mix64(h ^ u64::from_le_bytes(w));
+            }
+            nonzero(h)
+        }
+    }
+}
+
+fn cell_fingerprint(head: u64, tail: u64) -> u64 {
+    nonzero(mix64(
+        head.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ tail.rotate_left(23) ^ seed(),
+    ))
+}
+
+impl CellData {
+    fn take_head(&mut self) -> Noun {
+        std::mem::replace(&mut self.head, Noun::ZERO)
+    }
+    fn take_tail(&mut self) -> Noun {
+        std::mem::replace(&mut self.tail, Noun::ZERO)
+    }
+}
+
+impl Drop for CellData {
+    fn drop(&mut self) {
+        // Only children that are cells can nest; move them to a heap stack and
+        // unwrap those we hold the last reference to, so dropping a deep noun
+        // never recurses more than one level.
+        if !matches!(self.head, Noun::Cell(_)) && !matches!(self.tail, Noun::Cell(_)) {
+            return;
+        }
+        let mut stack = vec![self.take_head(), self.take_tail()];
+        while let Some(noun) = stack.pop() {
+            if let Noun::Cell(Cell(arc)) = noun {
+                if let Some(mut data) = Arc::into_inner(arc) {
+                    stack.push(data.take_head());
+                    stack.push(data.take_tail());
+                    // `data` now holds two atoms; its own drop returns at once.
+                }
+            }
+        }
+    }
+}
+
+impl Noun {
+    /// The atom 0 (also the loobean "yes").
+    pub const ZERO: Noun = Noun::Atom(Atom::ZERO);
+    /// The atom 1 (also the loobean "no").
+    pub const ONE: Noun = Noun::Atom(Atom::ONE);
+
+    /// An atom from a machine word.
+    #[inline]
+    pub const fn atom(value: u64) -> Noun {
+        Noun::Atom(Atom::new(value))
+    }
+
+    /// The cell `[head tail]`.
+    #[inline]
+    pub fn cell(head: Noun, tail: Noun) -> Noun {
+        Noun::Cell(Cell::new(head, tail))
+    }
+
+    /// A right-nested tuple: `[a b c]` is `[a [b c]]`.
+    ///
+    /// # Panics
+    /// Panics if `items` is empty.
+    pub fn tuple(items: impl IntoIterator<Item = Noun, IntoIter: DoubleEndedIterator>) -> Noun {
+        let mut iter = items.into_iter().rev();
+        let mut acc = iter.next().expect("a tuple needs at least one element");
+        for item in iter {
+            acc = Noun::cell(item, acc);
+        }
+        acc
+    }
+
+    /// A null-terminated list `[a b c 0]`.
+    pub fn list(items: impl IntoIterator<Item = Noun, IntoIter: DoubleEndedIterator>) -> Noun {
+        items
+            .into_iter()
+            .rev()
+            .fold(Noun::ZERO, |acc, item| Noun::cell(item, acc))
+    }
+
+    /// Whether this is a cell.
+    #[inline]
+    pub fn is_cell(&self) -> bool {
+        matches!(self, Noun::Cell(_))
+    }
+
+    /// Whether this is an atom.
+    #[inline]
+    pub fn is_atom(&self) -> bool {
+        matches!(self, Noun::Atom(_))
+    }
+
+    /// The atom, if this is one.
+    #[inline]
+    pub fn as_atom(&self) -> Option<&Atom> {
+        match self {
+            Noun::Atom(a) => Some(a),
+            Noun::Cell(_) => None,
+        }
+    }
+
+    /// The cell, if this is one.
+    #[inline]
+    pub fn as_cell(&self) -> Option<&Cell> {
+        match self {
+            Noun::Cell(c) => Some(c),
+            Noun::Atom(_) => None,
+        }
+    }
+
+    /// The value as a `u64`, if this is an atom that fits.
+    #[inline]
+    pub fn as_u64(&self) -> Option<u64> {
+        self.as_atom().and_then(Atom::as_u64)
+    }
+
+    /// Urbit's 31-bit mug (cached in cells).
+    pub fn mug(&self) -> u32 {
+        match self {
+            Noun::Atom(a) => a.mug(),
+            Noun::Cell(c) => c.mug(),
+        }
+    }
+
+    /// A 64-bit structural hash, cached in cells; see [`Cell::fingerprint`].
+    pub fn fingerprint(&self) -> u64 {
+        match self {
+            Noun::Atom(a) => atom_fingerprint(a),
+            Noun::Cell(c) => c.fingerprint(),
+        }
+    }
+
+    /// Whether both nouns are the same shared cell (a cheap sufficient
+    /// condition for equality; atoms are never pointer-equal).
+    #[inline]
+    pub fn ptr_eq(&self, other: &Noun) -> bool {
+        match (self, other) {
+            (Noun::Cell(a), Noun::Cell(b)) => a.ptr_eq(b),
+            _ => false,
+        }
+    }
+
+    /// Number of cells and atoms in the tree, counting shared subtrees once
+    /// per occurrence (iterative).
+    pub fn node_count(&self) -> u64 {
+        let mut count = 0u64;
+        let mut stack = vec![self];
+        while let Some(n) = stack.pop() {
+            count += 1;
+            if let Noun::Cell(c) = n {
+                stack.push(c.tail());
+                stack.push(c.head());
+            }
+        }
+        count
+    }
+}
+
+impl Default for Noun {
+    fn default() -> Self {
+        Noun::ZERO
+    }
+}
+
+impl PartialEq for Noun {
+    fn eq(&self, other: &Noun) -> bool {
+        let mut stack: Vec<(&Noun, &Noun)> = Vec::new();
+        let (mut a, mut b) = (self, other);
+        loop {
+            match (a, b) {
+                (Noun::Atom(x), Noun::Atom(y)) => {
+                    if x != y {
+                        return false;
+                    }
+                }
+                (Noun::Cell(x), Noun::Cell(y)) => {
+                    if !x.ptr_eq(y) {
+                        if let (Some(fx), Some(fy)) =
+                            (x.cached_fingerprint(), y.cached_fingerprint())
+                        {
+                            if fx != fy {
+                                return false;
+                            }
+                        }
+                        if let (Some(mx), Some(my)) = (x.cached_mug(), y.cached_mug()) {
+                            if mx != my {
+                                return false;
+                            }
+                        }
+                        stack.push((x.tail(), y.tail()));
+                        a = x.head();
+                        b = y.head();
+                        continue;
+                    }
+                }
+                _ => return false,
+            }
+            match stack.pop() {
+                Some((x, y)) => {
+                    a = x;
+                    b = y;
+                }
+                None => return true,
+            }
+        }
+    }
+}
+
+impl Eq for Noun {}
+
+impl Hash for Noun {
+    /// Hashes the [fingerprint](Noun::fingerprint), so equal nouns hash alike
+    /// however they were built.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint());
+    }
+}
+
+impl From<u64> for Noun {
+    fn from(v: u64) -> Noun {
+        Noun::atom(v)
+    }
+}
+
+impl From<Atom> for Noun {
+    fn from(a: Atom) -> Noun {
+        Noun::Atom(a)
+    }
+}
+
+impl From<Cell> for Noun {
+    fn from(c: Cell) -> Noun {
+        Noun::Cell(c)
+    }
+}
+
+impl PartialEq for Cell {
+    fn eq(&self, other: &Cell) -> bool {
+        self.ptr_eq(other) || Noun::Cell(self.clone()) == Noun::Cell(other.clone())
+    }
+}
+
+impl Eq for Cell {}
+
+impl fmt::Debug for Noun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Debug for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Noun::Cell(self.clone()), f)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// `[1 [1 [1 ... 0]]]` with `n` cells.
+    pub(crate) fn deep_list(n: usize) -> Noun {
+        (0..n).fold(Noun::ZERO, |acc, _| Noun::cell(Noun::ONE, acc))
+    }
+
+    /// `[[[... 0] 1] 1]` with `n` cells.
+    pub(crate) fn deep_left(n: usize) -> Noun {
+        (0..n).fold(Noun::ZERO, |acc, _| Noun::cell(acc, Noun::ONE))
+    }
+
+    #[test]
+    fn fingerprints_separate_what_mugs_confuse() {
+        // Mugs of a list of ones cycle; fingerprints do not.
+        let long = deep_list(40_000);
+        let mut mugs = std::collections::HashSet::new();
+        let mut prints = std::collections::HashSet::new();
+        let mut cur = &long;
+        while let Noun::Cell(c) = cur {
+            mugs.insert(c.mug());
+            prints.insert(c.fingerprint());
+            cur = c.tail();
+        }
+        assert!(mugs.len() < 40_000, "the mug cycle this guards against");
+        assert_eq!(prints.len(), 40_000);
+        assert_eq!(deep_list(10).fingerprint(), deep_list(10).fingerprint());
+        assert_ne!(deep_list(10).fingerprint(), deep_left(10).fingerprint());
+    }
+
+    #[test]
+    fn noun_is_two_words() {
+        assert_eq!(std::mem::size_of::<Noun>(), 16);
+    }
+
+    #[test]
+    fn equality_structural_and_pointer() {
+        let a = Noun::tuple([Noun::atom(1), Noun::atom(2), Noun::atom(3)]);
+        let b = Noun::tuple([Noun::atom(1), Noun::atom(2), Noun::atom(3)]);
+        let c = Noun::tuple([Noun::atom(1), Noun::atom(2), Noun::atom(4)]);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, Noun::atom(1));
+        assert!(a.ptr_eq(&a.clone()));
+        // Differing cached mugs short-circuit, and stay correct.
+        a.mug();
+        c.mug();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn million_deep_nouns_do_not_overflow() {
+        for (x, y) in [
+            (deep_list(1_000_000), deep_list(1_000_000)),
+            (deep_left(1_000_000), deep_left(1_000_000)),
+        ] {
+            assert_eq!(x, y);
+            assert_eq!(x.mug(), y.mug());
+            assert_eq!(x.node_count(), 2_000_001);
+            drop(x);
+            drop(y);
+        }
+    }
+
+    #[test]
+    fn into_parts_moves_or_clones() {
+        let c = Cell::new(Noun::atom(1), Noun::atom(2));
+        let keep = c.clone();
+        let (h, t) = c.into_parts();
+        assert_eq!((h, t), (Noun::atom(1), Noun::atom(2)));
+        let (h, _) = keep.into_parts();
+        assert_eq!(h, Noun::atom(1));
+    }
+}

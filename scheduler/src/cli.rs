@@ -1,0 +1,179 @@
+//! The `spectree` command-line tool.
+//!
+//! Exit status: 0 success; 1 a Nock crash; 2 unusable input (a parse error
+//! naming the position, or bad arguments); 3 out of fuel.
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+use spectree_noun::nock::{nock, Limits, NockError};
+use spectree_noun::{cue, jam, parse, Noun, ParseError};
+
+/// Exit status for a Nock crash.
+pub const EXIT_CRASH: i32 = 1;
+/// Exit status for unusable input.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status for a computation that ran out of fuel.
+pub const EXIT_FUEL: i32 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spectree",
+    version,
+    about = "Process an ordered log of events in parallel, with results identical to serial execution",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Noun utilities: jam, cue, mug.
+    Noun {
+        #[command(subcommand)]
+        op: NounOp,
+    },
+    /// Compute *[SUBJECT FORMULA] and print the product.
+    Nock {
+        /// The subject, in noun syntax (e.g. '[1 2]').
+        subject: String,
+        /// The formula, in noun syntax (e.g. '[0 3]').
+        formula: String,
+        /// Maximum number of formula evaluations.
+        #[arg(long, default_value_t = 100_000_000)]
+        fuel: u64,
+    },
+    /// Run the main job: a workload serially and speculatively (the default command).
+    Run,
+}
+
+#[derive(Subcommand, Debug)]
+enum NounOp {
+    /// Print the jam of NOUN as lowercase 0x hex.
+    Jam {
+        /// The noun, in noun syntax.
+        noun: String,
+    },
+    /// Print the noun whose jam is ATOM.
+    Cue {
+        /// The jammed atom (decimal or 0x hex).
+        atom: String,
+    },
+    /// Print the mug of NOUN as 0x hex.
+    Mug {
+        /// The noun, in noun syntax.
+        noun: String,
+    },
+}
+
+/// Run the tool with `args` (including the program name), writing to `out`
+/// and `err`; returns the exit status.
+pub fn main_with(
+    args: impl IntoIterator<Item = OsString>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let text = e.render().ansi().to_string();
+            let _ = if code == 0 {
+                write!(out, "{text}")
+            } else {
+                write!(err, "{text}")
+            };
+            return code;
+        }
+    };
+    match execute(cli.command.unwrap_or(Command::Run), out) {
+        Ok(()) => 0,
+        Err(failure) => {
+            let _ = writeln!(err, "spectree: {}", failure.message);
+            failure.code
+        }
+    }
+}
+
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+fn usage(message: String) -> Failure {
+    Failure {
+        code: EXIT_USAGE,
+        message,
+    }
+}
+
+/// Parse `text` as the noun named `what`, with an error that points at the
+/// problem.
+fn noun_arg(what: &str, text: &str) -> Result<Noun, Failure> {
+    parse(text).map_err(|e: ParseError| {
+        let mut message = format!("cannot parse {what}: {e}");
+        if text.len() <= 120 && !text.contains('\n') {
+            let col = text[..e.offset.min(text.len())].chars().count();
+            message.push_str(&format!("\n  {text}\n  {}^", " ".repeat(col)));
+        }
+        usage(message)
+    })
+}
+
+fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
+    let io = |e: std::io::Error| Failure {
+        code: 1,
+        message: format!("cannot write output: {e}"),
+    };
+    match command {
+        Command::Noun { op } => match op {
+            NounOp::Jam { noun } => {
+                let n = noun_arg("NOUN", &noun)?;
+                writeln!(out, "0x{:x}", jam(&n)).map_err(io)
+            }
+            NounOp::Cue { atom } => {
+                let n = noun_arg("ATOM", &atom)?;
+                let Noun::Atom(a) = n else {
+                    return Err(usage("cannot cue ATOM: it is a cell, not an atom".into()));
+                };
+                let decoded = cue(&a).map_err(|e| usage(format!("cannot cue ATOM: {e}")))?;
+                writeln!(out, "{decoded}").map_err(io)
+            }
+            NounOp::Mug { noun } => {
+                let n = noun_arg("NOUN", &noun)?;
+                writeln!(out, "0x{:x}", n.mug()).map_err(io)
+            }
+        },
+        Command::Nock {
+            subject,
+            formula,
+            fuel,
+        } => {
+            let s = noun_arg("SUBJECT", &subject)?;
+            let f = noun_arg("FORMULA", &formula)?;
+            match nock(s, &f, &Limits::fuel(fuel)) {
+                Ok(product) => writeln!(out, "{product}").map_err(io),
+                Err(NockError::OutOfFuel { spent }) => Err(Failure {
+                    code: EXIT_FUEL,
+                    message: format!("out of fuel after {spent} steps (raise --fuel)"),
+                }),
+                Err(e @ NockError::Crash(_)) => Err(Failure {
+                    code: EXIT_CRASH,
+                    message: format!("nock {e}"),
+                }),
+                Err(e @ NockError::Cancelled { .. }) => Err(Failure {
+                    code: EXIT_CRASH,
+                    message: format!("nock {e}"),
+                }),
+            }
+        }
+        Command::Run => writeln!(
+            out,
+            "spectree run: the speculative processor is not built yet; try `spectree nock '[42 0]' '[4 0 2]'`"
+        )
+        .map_err(io),
+    }
+}

@@ -1,0 +1,99 @@
+//! The `spectree` binary as a user runs it: output and exit status.
+
+use std::process::{Command, Output};
+
+fn spectree(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spectree"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim_end().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn noun_jam_cue_mug() {
+    let o = spectree(&["noun", "jam", "[1 2 3]"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("0x{:x}", 3_426_417));
+    let o = spectree(&["noun", "cue", "0x34.4871"]);
+    assert_eq!(stdout(&o), "[1 2 3]");
+    let o = spectree(&["noun", "cue", "4657"]);
+    assert_eq!(stdout(&o), "[1 2]");
+    let o = spectree(&["noun", "mug", "[0 0]"]);
+    assert_eq!(stdout(&o), "0x192f5588");
+}
+
+#[test]
+fn nock_products_and_exit_statuses() {
+    let o = spectree(&["nock", "[[4 5] [6 14 15]]", "[0 7]"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "[14 15]");
+
+    let dec = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]";
+    let o = spectree(&["nock", "1.000", dec]);
+    assert_eq!(stdout(&o), "999");
+
+    // A crash exits 1 with a one-line reason.
+    let o = spectree(&["nock", "42", "[4 1 1 2]"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("increment a cell"));
+
+    // Out of fuel exits 3.
+    let forever = "[2 [0 1] [0 1]]";
+    let o = spectree(&["nock", forever, forever, "--fuel", "1000"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("out of fuel"));
+
+    // Unparseable input exits 2 and names the position.
+    let o = spectree(&["nock", "[1 2", "[0 1]"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("SUBJECT") && stderr(&o).contains("byte 4"),
+        "{}",
+        stderr(&o)
+    );
+    let o = spectree(&["nock", "1", "[0 x]"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("FORMULA") && stderr(&o).contains("byte 3"));
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    for args in [
+        &["noun", "cue", "[1 2]"][..],
+        &["noun", "cue", "0"],
+        &["noun", "frob", "1"],
+        &["nock", "1"],
+        &["nock", "1", "[0 1]", "--fuel", "lots"],
+    ] {
+        let o = spectree(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).is_empty());
+    }
+}
+
+#[test]
+fn deep_input_on_the_command_line() {
+    // 30,000 nested brackets (one argument may hold at most 128 KiB; the
+    // noun crate's own tests cover 10^6) parse, evaluate and print.
+    let depth = 30_000;
+    let text = format!("{}0{}", "[1 ".repeat(depth), "]".repeat(depth));
+    let o = spectree(&["nock", &text, "[0 1]"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("[{}0]", "1 ".repeat(depth)));
+}
+
+#[test]
+fn run_is_the_default_command() {
+    let o = spectree(&[]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("spectree run"));
+}
