@@ -290,8 +290,13 @@ pub fn slot_u64(axis: u64, noun: &Noun) -> Option<&Noun> {
 pub(crate) fn slot_atom<'a>(axis: &Atom, noun: &'a Noun) -> Option<&'a Noun> {
     match axis.as_u64() {
         Some(n) => slot_u64(n, noun),
-        None => slot(&Axis::from_atom(axis).ok()?, noun).ok(),
+        None => slot_big(axis, noun),
     }
+}
+
+#[cold]
+fn slot_big<'a>(axis: &Atom, noun: &'a Noun) -> Option<&'a Noun> {
+    slot(&Axis::from_atom(axis).ok()?, noun).ok()
 }
 
 /// [`edit`] for an axis given as an atom; `None` where Nock crashes.

@@ -238,23 +238,51 @@ impl CellData {
     }
 }
 
+impl CellData {
+    fn has_cell_child(&self) -> bool {
+        self.head.is_cell() || self.tail.is_cell()
+    }
+}
+
+/// Release `noun`; if it was the last reference to a cell that still has
+/// cell children, hand that cell's data back instead of dropping it, so the
+/// caller can take its children apart without recursing.
+fn release(noun: Noun) -> Option<CellData> {
+    let Noun::Cell(Cell(arc)) = noun else {
+        return None;
+    };
+    // Dropping data whose children are atoms recurses no further.
+    Arc::into_inner(arc).filter(CellData::has_cell_child)
+}
+
 impl Drop for CellData {
     fn drop(&mut self) {
-        // Only children that are cells can nest; move them to a heap stack and
-        // unwrap those we hold the last reference to, so dropping a deep noun
-        // never recurses more than one level.
-        if !matches!(self.head, Noun::Cell(_)) && !matches!(self.tail, Noun::Cell(_)) {
+        // Cells nest arbitrarily deep, so cells we hold the last reference to
+        // are taken apart on a heap stack and dropping never recurses more
+        // than one level. Shared children only lose a reference, and a chain
+        // of single cell children (a list) needs no allocation at all.
+        if !self.has_cell_child() {
             return;
         }
-        let mut stack = vec![self.take_head(), self.take_tail()];
-        while let Some(noun) = stack.pop() {
-            if let Noun::Cell(Cell(arc)) = noun {
-                if let Some(mut data) = Arc::into_inner(arc) {
-                    stack.push(data.take_head());
-                    stack.push(data.take_tail());
-                    // `data` now holds two atoms; its own drop returns at once.
-                }
+        let mut stack: Vec<CellData> = Vec::new();
+        let mut next = release(self.take_head());
+        if let Some(tail) = release(self.take_tail()) {
+            match next {
+                None => next = Some(tail),
+                Some(_) => stack.push(tail),
             }
+        }
+        while let Some(mut data) = next.take().or_else(|| stack.pop()) {
+            let head = release(data.take_head());
+            let tail = release(data.take_tail());
+            next = match (head, tail) {
+                (Some(h), Some(t)) => {
+                    stack.push(t);
+                    Some(h)
+                }
+                (h, t) => h.or(t),
+            };
+            // `data` now holds two atoms; dropping it returns at once.
         }
     }
 }

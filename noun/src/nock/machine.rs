@@ -1,16 +1,27 @@
-//! The evaluation machine: an explicit work stack of continuations.
+//! The evaluator: a native-recursive fast path over an explicit-stack
+//! machine.
 //!
-//! State: the current formula, a stack of subjects (the top one is current)
-//! and a stack of [`Frame`]s saying what to do with the next product.
-//! Evaluating a formula either produces a product at once (Nock 0, 1) or
-//! pushes a frame and moves on to a sub-formula. A product pops frames until
-//! one asks for another evaluation.
+//! **The machine** ([`Machine::deep`]) is the always-safe evaluator: the
+//! current formula, a stack of subjects (the top one is current) and a stack
+//! of [`Frame`]s saying what to do with the next product. Evaluating a
+//! formula either yields a product (Nock 0, 1) or pushes a frame and moves on
+//! to a sub-formula; a product pops frames until one asks for another
+//! evaluation. A computation that changes the subject (Nock 2, 7, 8, 9)
+//! pushes the new subject with a [`Frame::PopSubject`] marker or, when the
+//! marker is already on top (a call in tail position), replaces the top
+//! subject, so loops written as tail calls run in constant space. Nothing in
+//! the machine recurses on the native stack.
 //!
-//! Subjects are moved, not cloned, between frames: a computation that changes
-//! the subject (Nock 2, 7, 8, 9) pushes the new subject with a
-//! [`Frame::PopSubject`] marker, or, when the marker is already on top (a
-//! call in tail position), replaces the top subject. Loops written as tail
-//! calls therefore run in constant stack space.
+//! **The fast path** ([`Machine::fast`]) evaluates the same formulas by
+//! native recursion, borrowing subjects instead of moving them and handling
+//! tail positions in a loop. It recurses at most [`MAX_DEPTH`] levels; a
+//! sub-formula that would go deeper is handed to the machine. Native stack
+//! use is therefore bounded whatever the computation.
+//!
+//! Both paths spend one unit of fuel per formula, at the moment they start
+//! it, evaluate sub-formulas in the same order and call the hook in the same
+//! order, so results, step counts and observations do not depend on which
+//! path ran (the tests run everything with the fast path disabled, too).
 //!
 //! Formulas are borrowed for the whole run from an arena that keeps every
 //! formula produced by Nock 2 and 9 alive; a small cache keyed by cell
@@ -19,8 +30,11 @@
 use typed_arena::Arena;
 
 use super::{Crash, Hook, Limits, NockError, Traced, CHECK_INTERVAL};
-use crate::axis::{edit_atom, slot_atom};
+use crate::axis::{edit_atom, slot_atom, slot_u64};
 use crate::{Atom, Noun};
+
+/// Deepest native recursion of the fast path.
+pub(super) const MAX_DEPTH: u32 = 64;
 
 const CACHE: usize = 64;
 
@@ -59,34 +73,98 @@ enum Frame<'a, T> {
     Hint(&'a Noun),
 }
 
-pub(super) struct Machine<'a, 'h, H: Hook> {
-    arena: &'a Arena<Noun>,
-    cache: [(usize, Option<&'a Noun>); CACHE],
-    limits: &'h Limits,
-    hook: &'h mut H,
-    subjects: Vec<(Noun, H::Tag)>,
-    frames: Vec<Frame<'a, H::Tag>>,
-    fuel: u64,
+/// The machine stopped; the reason is in `Machine::halted`. Zero-sized, so
+/// the hot path's `Result`s are no bigger than their values.
+pub(super) struct Halt;
+
+type Step<T> = Result<T, Halt>;
+
+/// One formula, decoded: the opcode and its argument shapes checked.
+enum Op<'a> {
+    Cons(&'a Noun, &'a Noun),
+    Slot(&'a Atom),
+    Quote(&'a Noun),
+    Nock2(&'a Noun, &'a Noun),
+    IsCell(&'a Noun),
+    Increment(&'a Noun),
+    Eq(&'a Noun, &'a Noun),
+    Branch(&'a Noun, &'a Noun, &'a Noun),
+    Compose(&'a Noun, &'a Noun),
+    Push(&'a Noun, &'a Noun),
+    Call(&'a Atom, &'a Noun),
+    Edit(&'a Atom, &'a Noun, &'a Noun),
+    Hint(Option<&'a Noun>, &'a Noun),
 }
 
-fn crash<T>(c: Crash) -> Result<T, NockError> {
-    Err(NockError::Crash(c))
-}
-
-#[inline]
-fn pair(n: &Noun, opcode: u8) -> Result<(&Noun, &Noun), NockError> {
-    match n {
+#[inline(always)]
+fn decode(formula: &Noun) -> Result<Op<'_>, Crash> {
+    let Noun::Cell(f) = formula else {
+        return Err(Crash::FormulaIsAtom);
+    };
+    let args = f.tail();
+    let op = match f.head() {
+        Noun::Cell(_) => return Ok(Op::Cons(f.head(), args)),
+        Noun::Atom(op) => op,
+    };
+    let malformed = |opcode| Crash::Malformed { opcode };
+    let pair = |opcode| match args {
         Noun::Cell(c) => Ok((c.head(), c.tail())),
-        Noun::Atom(_) => crash(Crash::Malformed { opcode }),
+        Noun::Atom(_) => Err(malformed(opcode)),
+    };
+    fn atom(n: &Noun, opcode: u8) -> Result<&Atom, Crash> {
+        match n {
+            Noun::Atom(a) => Ok(a),
+            Noun::Cell(_) => Err(Crash::Malformed { opcode }),
+        }
     }
-}
-
-#[inline]
-fn atom(n: &Noun, opcode: u8) -> Result<&Atom, NockError> {
-    match n {
-        Noun::Atom(a) => Ok(a),
-        Noun::Cell(_) => crash(Crash::Malformed { opcode }),
-    }
+    Ok(match op.as_u64() {
+        Some(0) => Op::Slot(atom(args, 0)?),
+        Some(1) => Op::Quote(args),
+        Some(2) => {
+            let (b, c) = pair(2)?;
+            Op::Nock2(b, c)
+        }
+        Some(3) => Op::IsCell(args),
+        Some(4) => Op::Increment(args),
+        Some(5) => {
+            let (b, c) = pair(5)?;
+            Op::Eq(b, c)
+        }
+        Some(6) => {
+            let (b, cd) = pair(6)?;
+            let Noun::Cell(cd) = cd else {
+                return Err(malformed(6));
+            };
+            Op::Branch(b, cd.head(), cd.tail())
+        }
+        Some(7) => {
+            let (b, c) = pair(7)?;
+            Op::Compose(b, c)
+        }
+        Some(8) => {
+            let (b, c) = pair(8)?;
+            Op::Push(b, c)
+        }
+        Some(9) => {
+            let (b, c) = pair(9)?;
+            Op::Call(atom(b, 9)?, c)
+        }
+        Some(10) => {
+            let (bc, d) = pair(10)?;
+            let Noun::Cell(bc) = bc else {
+                return Err(malformed(10));
+            };
+            Op::Edit(atom(bc.head(), 10)?, bc.tail(), d)
+        }
+        Some(11) => {
+            let (b, d) = pair(11)?;
+            match b {
+                Noun::Atom(_) => Op::Hint(None, d),
+                Noun::Cell(hint) => Op::Hint(Some(hint.tail()), d),
+            }
+        }
+        _ => return Err(Crash::UnknownOpcode(op.clone())),
+    })
 }
 
 #[inline]
@@ -98,8 +176,33 @@ fn loobean(yes: bool) -> Noun {
     }
 }
 
+#[inline(always)]
+fn lookup<'n>(axis: &Atom, noun: &'n Noun) -> Option<&'n Noun> {
+    match axis.as_u64() {
+        Some(n) => slot_u64(n, noun),
+        None => slot_atom(axis, noun),
+    }
+}
+
+pub(super) struct Machine<'a, 'h, H: Hook> {
+    arena: &'a Arena<Noun>,
+    cache: [(usize, Option<&'a Noun>); CACHE],
+    limits: &'h Limits,
+    hook: &'h mut H,
+    subjects: Vec<(Noun, H::Tag)>,
+    frames: Vec<Frame<'a, H::Tag>>,
+    fuel: u64,
+    max_depth: u32,
+    halted: Option<NockError>,
+}
+
 impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
-    pub(super) fn new(arena: &'a Arena<Noun>, limits: &'h Limits, hook: &'h mut H) -> Self {
+    pub(super) fn new(
+        arena: &'a Arena<Noun>,
+        limits: &'h Limits,
+        hook: &'h mut H,
+        max_depth: u32,
+    ) -> Self {
         Machine {
             arena,
             cache: [(0, None); CACHE],
@@ -108,28 +211,91 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
             subjects: Vec::new(),
             frames: Vec::new(),
             fuel: limits.fuel,
+            max_depth,
+            halted: None,
         }
+    }
+
+    pub(super) fn run(
+        mut self,
+        subject: Noun,
+        tag: H::Tag,
+        formula: &Noun,
+    ) -> Result<Traced<H::Tag>, NockError> {
+        let formula: &'a Noun = self.arena.alloc(formula.clone());
+        let result = if self.max_depth == 0 {
+            self.deep((subject, tag), formula)
+        } else {
+            self.fast(&subject, &tag, formula, 1)
+        };
+        match result {
+            Ok((product, tag)) => Ok(Traced {
+                steps: self.spent(),
+                product,
+                tag,
+            }),
+            Err(Halt) => Err(self.halted.take().expect("a halt records why")),
+        }
+    }
+
+    #[cold]
+    fn halt(&mut self, error: NockError) -> Halt {
+        self.halted = Some(error);
+        Halt
+    }
+
+    #[cold]
+    fn crash<T>(&mut self, c: Crash) -> Step<T> {
+        Err(self.halt(NockError::Crash(c)))
     }
 
     fn spent(&self) -> u64 {
         self.limits.fuel - self.fuel
     }
 
+    /// A safe point: stop here if cancelled.
     #[inline]
-    fn check_cancel(&self) -> Result<(), NockError> {
+    fn check_cancel(&mut self) -> Step<()> {
         match &self.limits.cancel {
-            Some(token) if token.is_cancelled() => Err(NockError::Cancelled {
-                spent: self.spent(),
-            }),
+            Some(token) if token.is_cancelled() => {
+                let spent = self.spent();
+                Err(self.halt(NockError::Cancelled { spent }))
+            }
             _ => Ok(()),
         }
     }
 
-    /// Keep a formula produced at run time alive for the rest of the run.
+    /// Spend one unit of fuel for one formula; a safe point every
+    /// [`CHECK_INTERVAL`] steps.
+    #[inline(always)]
+    fn burn(&mut self) -> Step<()> {
+        if self.fuel == 0 {
+            let spent = self.limits.fuel;
+            return Err(self.halt(NockError::OutOfFuel { spent }));
+        }
+        self.fuel -= 1;
+        if self.fuel % CHECK_INTERVAL == 0 {
+            self.check_cancel()?;
+        }
+        Ok(())
+    }
+
+    /// Spend fuel for `formula` and decode it.
+    #[inline(always)]
+    fn start(&mut self, formula: &'a Noun) -> Step<Op<'a>> {
+        self.burn()?;
+        match decode(formula) {
+            Ok(op) => Ok(op),
+            Err(c) => self.crash(c),
+        }
+    }
+
+    /// Keep a formula produced at run time alive for the rest of the run;
+    /// clones only when the formula is not cached already.
     #[inline]
-    fn intern(&mut self, formula: Noun) -> &'a Noun {
-        let Noun::Cell(c) = &formula else {
-            return self.arena.alloc(formula);
+    fn intern(&mut self, formula: &Noun) -> &'a Noun {
+        let Noun::Cell(c) = formula else {
+            return self.arena.alloc(formula.clone());
         };
         let key = c.addr();
         let slot = &mut self.cache[(key >> 4) % CACHE];
@@ -138,9 +304,216 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                 return f;
             }
         }
-        let f: &'a Noun = self.arena.alloc(formula);
+        let f: &'a Noun = self.arena.alloc(formula.clone());
         *slot = (key, Some(f));
         f
+    }
+
+    /// Nock 0 (`opcode` 0) or the arm lookup of Nock 9 (`opcode` 9).
+    #[inline(always)]
+    fn slot(
+        &mut self,
+        subject: &Noun,
+        tag: &H::Tag,
+        axis: &Atom,
+        opcode: u8,
+    ) -> Step<(Noun, H::Tag)> {
+        match lookup(axis, subject) {
+            Some(found) => Ok((found.clone(), self.hook.slot(tag, axis))),
+            None => {
+                self.hook.failed(tag, axis);
+                self.crash(Crash::Slot {
+                    opcode,
+                    axis: axis.clone(),
+                })
+            }
+        }
+    }
+
+    /// Nock 9's call: the arm at `axis` of `core`, inspected and interned.
+    #[inline]
+    fn arm(&mut self, core: &Noun, tag: &H::Tag, axis: &Atom) -> Step<&'a Noun> {
+        self.check_cancel()?;
+        let (arm, arm_tag) = self.slot(core, tag, axis, 9)?;
+        self.hook.inspect(&arm, &arm_tag);
+        Ok(self.intern(&arm))
+    }
+
+    /// Nock 2's call: the computed formula, inspected and interned.
+    #[inline]
+    fn callee(&mut self, formula: &Noun, tag: &H::Tag) -> Step<&'a Noun> {
+        self.check_cancel()?;
+        self.hook.inspect(formula, tag);
+        Ok(self.intern(formula))
+    }
+
+    #[inline]
+    fn increment(&mut self, value: (Noun, H::Tag)) -> Step<(Noun, H::Tag)> {
+        self.hook.inspect(&value.0, &value.1);
+        match &value.0 {
+            Noun::Atom(a) => Ok((Noun::Atom(a.increment()), self.hook.constant())),
+            Noun::Cell(_) => self.crash(Crash::IncrementCell),
+        }
+    }
+
+    #[inline]
+    fn is_cell(&mut self, value: (Noun, H::Tag)) -> (Noun, H::Tag) {
+        self.hook.inspect(&value.0, &value.1);
+        (loobean(value.0.is_cell()), self.hook.constant())
+    }
+
+    #[inline]
+    fn equal(&mut self, a: (Noun, H::Tag), b: (Noun, H::Tag)) -> (Noun, H::Tag) {
+        self.hook.inspect(&a.0, &a.1);
+        self.hook.inspect(&b.0, &b.1);
+        (loobean(a.0 == b.0), self.hook.constant())
+    }
+
+    /// Nock 6: which branch the condition selects.
+    #[inline]
+    fn choose(&mut self, cond: (Noun, H::Tag), yes: &'a Noun, no: &'a Noun) -> Step<&'a Noun> {
+        self.hook.inspect(&cond.0, &cond.1);
+        match &cond.0 {
+            Noun::Atom(a) => match a.as_u64() {
+                Some(0) => Ok(yes),
+                Some(1) => Ok(no),
+                _ => self.crash(Crash::Branch {
+                    condition: Some(a.clone()),
+                }),
+            },
+            Noun::Cell(_) => self.crash(Crash::Branch { condition: None }),
+        }
+    }
+
+    #[inline]
+    fn edit(
+        &mut self,
+        axis: &Atom,
+        value: (Noun, H::Tag),
+        target: (Noun, H::Tag),
+    ) -> Step<(Noun, H::Tag)> {
+        match edit_atom(axis, value.0, &target.0) {
+            Some(edited) => Ok((edited, self.hook.edit(target.1, axis, value.1))),
+            None => {
+                self.hook.failed(&target.1, axis);
+                self.crash(Crash::Edit { axis: axis.clone() })
+            }
+        }
+    }
+
+    /// Evaluate a sub-formula that is not in tail position: on the spot for
+    /// `[0 b]` and `[1 c]`, by recursion while shallow, on the machine below
+    /// [`MAX_DEPTH`].
+    #[inline(always)]
+    fn sub(
+        &mut self,
+        subject: &Noun,
+        tag: &H::Tag,
+        formula: &'a Noun,
+        depth: u32,
+    ) -> Step<(Noun, H::Tag)> {
+        if let Noun::Cell(c) = formula {
+            if let Noun::Atom(op) = c.head() {
+                match (op.as_u64(), c.tail()) {
+                    (Some(0), Noun::Atom(axis)) => {
+                        self.burn()?;
+                        return self.slot(subject, tag, axis, 0);
+                    }
+                    (Some(1), quoted) => {
+                        self.burn()?;
+                        return Ok((quoted.clone(), self.hook.constant()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if depth < self.max_depth {
+            self.fast(subject, tag, formula, depth + 1)
+        } else {
+            self.deep((subject.clone(), tag.clone()), formula)
+        }
+    }
+
+    /// The fast path: evaluate `formula` against a borrowed subject, by
+    /// native recursion `depth` levels deep (at most [`MAX_DEPTH`]).
+    fn fast(
+        &mut self,
+        subject: &Noun,
+        tag: &H::Tag,
+        mut formula: &'a Noun,
+        depth: u32,
+    ) -> Step<(Noun, H::Tag)> {
+        // The subject once a tail call has replaced the borrowed one.
+        let mut held: Option<(Noun, H::Tag)> = None;
+        loop {
+            let (s, t) = match &held {
+                Some((s, t)) => (s, t),
+                None => (subject, tag),
+            };
+            let next: (Noun, H::Tag) = match self.start(formula)? {
+                Op::Slot(axis) => return self.slot(s, t, axis, 0),
+                Op::Quote(q) => return Ok((q.clone(), self.hook.constant())),
+                Op::Cons(b, c) => {
+                    let head = self.sub(s, t, b, depth)?;
+                    let tail = self.sub(s, t, c, depth)?;
+                    let tag = self.hook.cons(head.1, tail.1);
+                    return Ok((Noun::cell(head.0, tail.0), tag));
+                }
+                Op::IsCell(b) => {
+                    let v = self.sub(s, t, b, depth)?;
+                    return Ok(self.is_cell(v));
+                }
+                Op::Increment(b) => {
+                    let v = self.sub(s, t, b, depth)?;
+                    return self.increment(v);
+                }
+                Op::Eq(b, c) => {
+                    let x = self.sub(s, t, b, depth)?;
+                    let y = self.sub(s, t, c, depth)?;
+                    return Ok(self.equal(x, y));
+                }
+                Op::Branch(b, yes, no) => {
+                    let cond = self.sub(s, t, b, depth)?;
+                    formula = self.choose(cond, yes, no)?;
+                    continue;
+                }
+                Op::Hint(hint, d) => {
+                    if let Some(c) = hint {
+                        drop(self.sub(s, t, c, depth)?);
+                    }
+                    formula = d;
+                    continue;
+                }
+                Op::Edit(axis, c, d) => {
+                    let value = self.sub(s, t, c, depth)?;
+                    let target = self.sub(s, t, d, depth)?;
+                    return self.edit(axis, value, target);
+                }
+                Op::Nock2(b, c) => {
+                    let new = self.sub(s, t, b, depth)?;
+                    let f = self.sub(s, t, c, depth)?;
+                    formula = self.callee(&f.0, &f.1)?;
+                    new
+                }
+                Op::Compose(b, c) => {
+                    let new = self.sub(s, t, b, depth)?;
+                    formula = c;
+                    new
+                }
+                Op::Push(b, c) => {
+                    let pushed = self.sub(s, t, b, depth)?;
+                    let tag = self.hook.cons(pushed.1, t.clone());
+                    formula = c;
+                    (Noun::cell(pushed.0, s.clone()), tag)
+                }
+                Op::Call(axis, c) => {
+                    let core = self.sub(s, t, c, depth)?;
+                    formula = self.arm(&core.0, &core.1, axis)?;
+                    core
+                }
+            };
+            held = Some(next);
+        }
     }
 
     /// Make `subject` current for the evaluation about to start.
@@ -154,241 +527,153 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
         }
     }
 
-    pub(super) fn run(
-        mut self,
-        subject: Noun,
-        tag: H::Tag,
-        formula: &Noun,
-    ) -> Result<Traced<H::Tag>, NockError> {
-        let formula: &'a Noun = self.arena.alloc(formula.clone());
-        self.subjects.push((subject, tag));
-        let product = self.eval(formula)?;
-        Ok(Traced {
-            steps: self.spent(),
-            product: product.0,
-            tag: product.1,
-        })
-    }
-
-    fn eval(&mut self, mut formula: &'a Noun) -> Result<(Noun, H::Tag), NockError> {
+    /// The machine: evaluate `formula` against `subject` on the explicit
+    /// stacks, above whatever they already hold.
+    fn deep(&mut self, subject: (Noun, H::Tag), mut formula: &'a Noun) -> Step<(Noun, H::Tag)> {
+        let base = self.frames.len();
+        self.frames.push(Frame::PopSubject);
+        self.subjects.push(subject);
         'eval: loop {
-            let mut product = self.step(&mut formula)?;
+            let mut product = self.descend(&mut formula)?;
             // Return `product` to the frames until one asks for an evaluation.
             loop {
-                let Some(frame) = self.frames.pop() else {
+                if self.frames.len() == base {
                     return Ok(product);
-                };
-                match frame {
+                }
+                let frame = self.frames.pop().expect("above base");
+                let (noun, tag) = product;
+                product = match frame {
                     Frame::PopSubject => {
                         self.subjects.pop();
+                        (noun, tag)
                     }
                     Frame::ConsTail(tail) => {
-                        self.frames.push(Frame::Cons(product.0, product.1));
+                        self.frames.push(Frame::Cons(noun, tag));
                         formula = tail;
                         continue 'eval;
                     }
                     Frame::Cons(head, head_tag) => {
-                        let tag = self.hook.cons(head_tag, product.1);
-                        product = (Noun::cell(head, product.0), tag);
+                        let tag = self.hook.cons(head_tag, tag);
+                        (Noun::cell(head, noun), tag)
                     }
                     Frame::Nock2Formula(c) => {
-                        self.frames.push(Frame::Nock2Call(product.0, product.1));
+                        self.frames.push(Frame::Nock2Call(noun, tag));
                         formula = c;
                         continue 'eval;
                     }
-                    Frame::Nock2Call(subject, tag) => {
-                        self.check_cancel()?;
-                        self.hook.inspect(&product.0, &product.1);
-                        formula = self.intern(product.0);
-                        self.enter((subject, tag));
+                    Frame::Nock2Call(subject, subject_tag) => {
+                        formula = self.callee(&noun, &tag)?;
+                        self.enter((subject, subject_tag));
                         continue 'eval;
                     }
-                    Frame::IsCell => {
-                        self.hook.inspect(&product.0, &product.1);
-                        product = (loobean(product.0.is_cell()), self.hook.constant());
-                    }
-                    Frame::Increment => {
-                        self.hook.inspect(&product.0, &product.1);
-                        let Noun::Atom(a) = &product.0 else {
-                            return crash(Crash::IncrementCell);
-                        };
-                        product = (Noun::Atom(a.increment()), self.hook.constant());
-                    }
+                    Frame::IsCell => self.is_cell((noun, tag)),
+                    Frame::Increment => self.increment((noun, tag))?,
                     Frame::EqSecond(c) => {
-                        self.frames.push(Frame::Eq(product.0, product.1));
+                        self.frames.push(Frame::Eq(noun, tag));
                         formula = c;
                         continue 'eval;
                     }
-                    Frame::Eq(first, first_tag) => {
-                        self.hook.inspect(&first, &first_tag);
-                        self.hook.inspect(&product.0, &product.1);
-                        product = (loobean(first == product.0), self.hook.constant());
-                    }
+                    Frame::Eq(first, first_tag) => self.equal((first, first_tag), (noun, tag)),
                     Frame::Branch(yes, no) => {
-                        self.hook.inspect(&product.0, &product.1);
-                        formula = match &product.0 {
-                            Noun::Atom(a) => match a.as_u64() {
-                                Some(0) => yes,
-                                Some(1) => no,
-                                _ => {
-                                    return crash(Crash::Branch {
-                                        condition: Some(a.clone()),
-                                    })
-                                }
-                            },
-                            Noun::Cell(_) => return crash(Crash::Branch { condition: None }),
-                        };
+                        formula = self.choose((noun, tag), yes, no)?;
                         continue 'eval;
                     }
                     Frame::Compose(c) => {
-                        self.enter(product);
+                        self.enter((noun, tag));
                         formula = c;
                         continue 'eval;
                     }
                     Frame::Push(c) => {
-                        let (subject, tag) = self.subjects.last().expect("a current subject");
-                        let (subject, tag) = (subject.clone(), tag.clone());
-                        let tag = self.hook.cons(product.1, tag);
-                        self.enter((Noun::cell(product.0, subject), tag));
+                        let (s, t) = self.subjects.last().expect("a current subject");
+                        let (s, t) = (s.clone(), t.clone());
+                        let pushed_tag = self.hook.cons(tag, t);
+                        self.enter((Noun::cell(noun, s), pushed_tag));
                         formula = c;
                         continue 'eval;
                     }
                     Frame::Call(axis) => {
-                        self.check_cancel()?;
-                        let Some(arm) = slot_atom(axis, &product.0) else {
-                            self.hook.failed(&product.1, axis);
-                            return crash(Crash::Slot {
-                                opcode: 9,
-                                axis: axis.clone(),
-                            });
-                        };
-                        let arm_tag = self.hook.slot(&product.1, axis);
-                        self.hook.inspect(arm, &arm_tag);
-                        let arm = arm.clone();
-                        formula = self.intern(arm);
-                        self.enter(product);
+                        formula = self.arm(&noun, &tag, axis)?;
+                        self.enter((noun, tag));
                         continue 'eval;
                     }
                     Frame::EditTarget(axis, d) => {
-                        self.frames.push(Frame::Edit(axis, product.0, product.1));
+                        self.frames.push(Frame::Edit(axis, noun, tag));
                         formula = d;
                         continue 'eval;
                     }
                     Frame::Edit(axis, value, value_tag) => {
-                        let Some(edited) = edit_atom(axis, value, &product.0) else {
-                            self.hook.failed(&product.1, axis);
-                            return crash(Crash::Edit { axis: axis.clone() });
-                        };
-                        let tag = self.hook.edit(product.1, axis, value_tag);
-                        product = (edited, tag);
+                        self.edit(axis, (value, value_tag), (noun, tag))?
                     }
                     Frame::Hint(d) => {
                         formula = d;
                         continue 'eval;
                     }
-                }
+                };
             }
         }
     }
 
-    /// Evaluate formulas, pushing frames, until one yields a product.
-    #[inline]
-    fn step(&mut self, formula: &mut &'a Noun) -> Result<(Noun, H::Tag), NockError> {
+    /// The machine's descent: start formulas, pushing frames, until one
+    /// yields a product.
+    fn descend(&mut self, formula: &mut &'a Noun) -> Step<(Noun, H::Tag)> {
         loop {
-            if self.fuel == 0 {
-                return Err(NockError::OutOfFuel {
-                    spent: self.limits.fuel,
-                });
-            }
-            self.fuel -= 1;
-            if self.fuel % CHECK_INTERVAL == 0 {
-                self.check_cancel()?;
-            }
-            let Noun::Cell(f) = *formula else {
-                return crash(Crash::FormulaIsAtom);
-            };
-            let args = f.tail();
-            let op = match f.head() {
-                Noun::Cell(_) => {
-                    self.frames.push(Frame::ConsTail(args));
-                    *formula = f.head();
+            let frame = match self.start(formula)? {
+                Op::Slot(axis) => {
+                    let (s, t) = self.subjects.last().expect("a current subject");
+                    let (s, t) = (s.clone(), t.clone());
+                    return self.slot(&s, &t, axis, 0);
+                }
+                Op::Quote(q) => return Ok((q.clone(), self.hook.constant())),
+                Op::Cons(b, c) => {
+                    *formula = b;
+                    Frame::ConsTail(c)
+                }
+                Op::Nock2(b, c) => {
+                    *formula = b;
+                    Frame::Nock2Formula(c)
+                }
+                Op::IsCell(b) => {
+                    *formula = b;
+                    Frame::IsCell
+                }
+                Op::Increment(b) => {
+                    *formula = b;
+                    Frame::Increment
+                }
+                Op::Eq(b, c) => {
+                    *formula = b;
+                    Frame::EqSecond(c)
+                }
+                Op::Branch(b, yes, no) => {
+                    *formula = b;
+                    Frame::Branch(yes, no)
+                }
+                Op::Compose(b, c) => {
+                    *formula = b;
+                    Frame::Compose(c)
+                }
+                Op::Push(b, c) => {
+                    *formula = b;
+                    Frame::Push(c)
+                }
+                Op::Call(axis, c) => {
+                    *formula = c;
+                    Frame::Call(axis)
+                }
+                Op::Edit(axis, c, d) => {
+                    *formula = c;
+                    Frame::EditTarget(axis, d)
+                }
+                Op::Hint(None, d) => {
+                    *formula = d;
                     continue;
                 }
-                Noun::Atom(op) => op,
+                Op::Hint(Some(c), d) => {
+                    *formula = c;
+                    Frame::Hint(d)
+                }
             };
-            match op.as_u64() {
-                Some(0) => {
-                    let axis = atom(args, 0)?;
-                    let (subject, tag) = self.subjects.last().expect("a current subject");
-                    let Some(found) = slot_atom(axis, subject) else {
-                        self.hook.failed(tag, axis);
-                        return crash(Crash::Slot {
-                            opcode: 0,
-                            axis: axis.clone(),
-                        });
-                    };
-                    let found = found.clone();
-                    let tag = self.hook.slot(tag, axis);
-                    return Ok((found, tag));
-                }
-                Some(1) => return Ok((args.clone(), self.hook.constant())),
-                Some(2) => {
-                    let (b, c) = pair(args, 2)?;
-                    self.frames.push(Frame::Nock2Formula(c));
-                    *formula = b;
-                }
-                Some(3) => {
-                    self.frames.push(Frame::IsCell);
-                    *formula = args;
-                }
-                Some(4) => {
-                    self.frames.push(Frame::Increment);
-                    *formula = args;
-                }
-                Some(5) => {
-                    let (b, c) = pair(args, 5)?;
-                    self.frames.push(Frame::EqSecond(c));
-                    *formula = b;
-                }
-                Some(6) => {
-                    let (b, cd) = pair(args, 6)?;
-                    let (c, d) = pair(cd, 6)?;
-                    self.frames.push(Frame::Branch(c, d));
-                    *formula = b;
-                }
-                Some(7) => {
-                    let (b, c) = pair(args, 7)?;
-                    self.frames.push(Frame::Compose(c));
-                    *formula = b;
-                }
-                Some(8) => {
-                    let (b, c) = pair(args, 8)?;
-                    self.frames.push(Frame::Push(c));
-                    *formula = b;
-                }
-                Some(9) => {
-                    let (b, c) = pair(args, 9)?;
-                    self.frames.push(Frame::Call(atom(b, 9)?));
-                    *formula = c;
-                }
-                Some(10) => {
-                    let (bc, d) = pair(args, 10)?;
-                    let (b, c) = pair(bc, 10)?;
-                    self.frames.push(Frame::EditTarget(atom(b, 10)?, d));
-                    *formula = c;
-                }
-                Some(11) => {
-                    let (b, d) = pair(args, 11)?;
-                    match b {
-                        Noun::Atom(_) => *formula = d,
-                        Noun::Cell(hint) => {
-                            self.frames.push(Frame::Hint(d));
-                            *formula = hint.tail();
-                        }
-                    }
-                }
-                _ => return crash(Crash::UnknownOpcode(op.clone())),
-            }
+            self.frames.push(frame);
         }
     }
 }

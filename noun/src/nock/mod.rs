@@ -216,7 +216,21 @@ pub fn nock_with<H: Hook>(
     hook: &mut H,
 ) -> Result<Traced<H::Tag>, NockError> {
     let arena = typed_arena::Arena::new();
-    machine::Machine::new(&arena, limits, hook).run(subject, tag, formula)
+    machine::Machine::new(&arena, limits, hook, machine::MAX_DEPTH).run(subject, tag, formula)
+}
+
+/// [`nock_with`] on the explicit-stack machine alone (no native-recursive
+/// fast path), for differential tests of the two paths.
+#[cfg(test)]
+fn nock_machine_only<H: Hook>(
+    subject: Noun,
+    tag: H::Tag,
+    formula: &Noun,
+    limits: &Limits,
+    hook: &mut H,
+) -> Result<Traced<H::Tag>, NockError> {
+    let arena = typed_arena::Arena::new();
+    machine::Machine::new(&arena, limits, hook, 0).run(subject, tag, formula)
 }
 
 #[cfg(test)]

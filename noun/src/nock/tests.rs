@@ -319,3 +319,117 @@ fn hook_sees_lookups_edits_and_inspections() {
     assert!(r.is_err());
     assert_eq!(rec.log, vec!["failed s/6"]);
 }
+
+/// Like [`Recorder`], but tags are hashes of the same structure, so they stay
+/// small however often a computation nests them.
+#[derive(Default)]
+struct HashRecorder {
+    log: Vec<(u8, u64)>,
+}
+
+fn h(parts: &[u64]) -> u64 {
+    parts.iter().fold(0xcbf2_9ce4_8422_2325, |acc, p| {
+        (acc ^ p).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn axis_key(a: &Atom) -> u64 {
+    a.as_u64().unwrap_or(u64::MAX)
+}
+
+impl Hook for HashRecorder {
+    type Tag = u64;
+    fn constant(&mut self) -> u64 {
+        7
+    }
+    fn slot(&mut self, of: &u64, axis: &Atom) -> u64 {
+        h(&[1, *of, axis_key(axis)])
+    }
+    fn cons(&mut self, head: u64, tail: u64) -> u64 {
+        h(&[2, head, tail])
+    }
+    fn edit(&mut self, target: u64, axis: &Atom, value: u64) -> u64 {
+        h(&[3, target, axis_key(axis), value])
+    }
+    fn failed(&mut self, of: &u64, axis: &Atom) {
+        self.log.push((0, h(&[*of, axis_key(axis)])));
+    }
+    fn inspect(&mut self, noun: &Noun, tag: &u64) {
+        self.log.push((1, h(&[*tag, u64::from(noun.mug())])));
+    }
+}
+
+/// Every formula of these tests, run on the fast path and on the machine
+/// alone, must agree on the product, the error, the steps spent and every
+/// hook observation.
+#[test]
+fn fast_path_and_machine_agree() {
+    let cases: Vec<(String, String, u64)> = vec![
+        ("42".into(), DEC.into(), 1_000_000),
+        ("9".into(), FIB.into(), 1_000_000),
+        ("[[4 5] [6 14 15]]".into(), "[0 7]".into(), 100),
+        ("77".into(), "[2 [1 42] [1 1 153 218]]".into(), 100),
+        ("42".into(), "[8 [4 0 1] [4 0 3]]".into(), 100),
+        ("42".into(), "[6 [1 2] [1 0] [1 1]]".into(), 100),
+        (
+            "[22 33 44 55]".into(),
+            "[10 [3 [1 123 456]] [0 1]]".into(),
+            100,
+        ),
+        (
+            "[22 33 44 55]".into(),
+            "[10 [12 [1 123 456]] [0 1]]".into(),
+            100,
+        ),
+        ("[132 19]".into(), "[11 [37 [4 0 2]] [4 0 3]]".into(), 100),
+        ("[132 19]".into(), "[11 [37 [0 7]] [4 0 3]]".into(), 100),
+        ("[[0 6] 5 6]".into(), "[9 2 10 [6 1 9] 0 1]".into(), 100),
+        ("[[0 6] 5 6]".into(), "[9 4 0 1]".into(), 100),
+        (
+            "[1 2]".into(),
+            "[[0 2] [3 0 1] [5 [0 2] 0 3] [7 [0 3] 4 0 1] 2 [0 1] [1 0 2]]".into(),
+            100,
+        ),
+        ("0".into(), "[[[4 0 1] 12 0] 1 2]".into(), 100),
+        ("0".into(), "[4 [0 1] 2 3]".into(), 100),
+    ];
+    // A deep non-tail recursion, far past the fast path's native depth.
+    let length = "[8 [1 6 [3 0 3] [4 9 2 10 [3 0 7] 0 1] [1 0]] 9 2 0 1]";
+    let list = deep_list(300).to_string();
+    let mut cases = cases;
+    cases.push((list, length.into(), 1_000_000));
+    for (subject, formula, fuel) in cases {
+        let (s, f) = (n(&subject), n(&formula));
+        // Every fuel budget up to the full run, for short runs; a few for long ones.
+        let full = nock_with(
+            s.clone(),
+            5,
+            &f,
+            &Limits::fuel(fuel),
+            &mut HashRecorder::default(),
+        )
+        .map(|t| t.steps)
+        .unwrap_or(fuel);
+        let budgets: Vec<u64> = if full <= 200 {
+            (0..=full + 1).collect()
+        } else {
+            vec![0, 1, full / 3, full - 1, full, fuel]
+        };
+        for budget in budgets {
+            let limits = Limits::fuel(budget);
+            let (mut r1, mut r2) = (HashRecorder::default(), HashRecorder::default());
+            let a = nock_with(s.clone(), 5, &f, &limits, &mut r1);
+            let b = nock_machine_only(s.clone(), 5, &f, &limits, &mut r2);
+            let summary = |r: &Result<Traced<u64>, NockError>| match r {
+                Ok(t) => Ok((t.product.clone(), t.tag, t.steps)),
+                Err(e) => Err(e.clone()),
+            };
+            assert_eq!(
+                summary(&a),
+                summary(&b),
+                "{subject} {formula} fuel {budget}"
+            );
+            assert_eq!(r1.log, r2.log, "{subject} {formula} fuel {budget}");
+        }
+    }
+}
