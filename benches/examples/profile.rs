@@ -30,7 +30,13 @@ fn main() {
             let tree = balanced_tree(1 << n);
             let built = Instant::now();
             match what {
-                "jam" => println!("{} bytes", jam_bytes(&tree).len()),
+                "jam" => {
+                    let t = Instant::now();
+                    let f = tree.fingerprint();
+                    println!("fingerprint {f:x} in {:?}", t.elapsed());
+                    let t = Instant::now();
+                    println!("{} bytes, jam in {:?}", jam_bytes(&tree).len(), t.elapsed());
+                }
                 "cue" => {
                     let bytes = jam_bytes(&tree);
                     let t = Instant::now();

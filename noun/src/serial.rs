@@ -72,43 +72,118 @@ pub fn jam(noun: &Noun) -> Atom {
 /// Serialise a noun to the little-endian bytes of its `jam` atom.
 pub fn jam_bytes(noun: &Noun) -> Vec<u8> {
     let mut w = BitWriter::default();
-    let mut small: HashMap<u64, u64, BuildMix> = HashMap::default();
-    let mut big: HashMap<Atom, u64> = HashMap::new();
-    let mut cells: HashMap<CellKey<'_>, u64, BuildMix> = HashMap::default();
+    let mut atoms = AtomTable::default();
+    let mut cells = CellTable::default();
     let mut stack: Vec<&Noun> = vec![noun];
     while let Some(n) = stack.pop() {
         let pos = w.len;
-        match n {
-            Noun::Atom(a) => {
-                let seen = match a.as_u64() {
-                    Some(v) => *small.entry(v).or_insert(pos),
-                    None => *big.entry(a.clone()).or_insert(pos),
-                };
-                if seen == pos || a.bit_len() <= u64::from(64 - seen.leading_zeros()) {
-                    w.push(false);
-                    w.mat(a);
-                } else {
-                    w.push(true);
-                    w.push(true);
-                    w.mat(&Atom::new(seen));
-                }
+        let seen = match n {
+            Noun::Atom(a) => atoms.first(a, pos),
+            Noun::Cell(c) => cells.first(c, pos),
+        };
+        match (n, seen) {
+            (Noun::Cell(c), None) => {
+                w.push(true);
+                w.push(false);
+                stack.push(c.tail());
+                stack.push(c.head());
             }
-            Noun::Cell(c) => {
-                let seen = *cells.entry(CellKey(c)).or_insert(pos);
-                if seen == pos {
-                    w.push(true);
-                    w.push(false);
-                    stack.push(c.tail());
-                    stack.push(c.head());
-                } else {
-                    w.push(true);
-                    w.push(true);
-                    w.mat(&Atom::new(seen));
-                }
+            (Noun::Atom(a), None) => {
+                w.push(false);
+                w.mat(a);
+            }
+            (_, Some(bak)) => {
+                w.push(true);
+                w.push(true);
+                w.mat(&Atom::new(bak));
             }
         }
     }
     w.into_bytes()
+}
+
+fn bits_of(n: u64) -> u64 {
+    u64::from(64 - n.leading_zeros())
+}
+
+/// Atoms that jam may refer back to.
+///
+/// Hoon's rule: a repeated atom becomes a back-reference to its first
+/// position `p` exactly when it has more bits than `p`. An atom no wider than
+/// its first position is therefore always written inline, and need not be
+/// remembered at all: later occurrences, at larger positions, are inline too.
+/// Only atoms wider than their first position enter the table, which keeps it
+/// small, and a mask of the widths present skips most lookups.
+#[derive(Default)]
+struct AtomTable {
+    small: HashMap<u64, u64, BuildMix>,
+    big: HashMap<Atom, u64>,
+    /// Bit `k` is set when some small atom of exactly `k` bits is stored.
+    widths: u128,
+}
+
+impl AtomTable {
+    /// The position to refer back to for `a` at `pos`, or `None` to write it
+    /// inline (remembering it if a later back-reference could pay).
+    fn first(&mut self, a: &Atom, pos: u64) -> Option<u64> {
+        let width = a.bit_len();
+        match a.as_u64() {
+            Some(v) => {
+                if self.widths & (1u128 << width) != 0 {
+                    if let Some(&bak) = self.small.get(&v) {
+                        return Some(bak);
+                    }
+                }
+                if width > bits_of(pos) {
+                    self.small.insert(v, pos);
+                    self.widths |= 1u128 << width;
+                }
+                None
+            }
+            None => match self.big.get(a) {
+                Some(&bak) => Some(bak),
+                None => {
+                    self.big.insert(a.clone(), pos);
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// Cells seen so far, keyed by fingerprint (the table never touches cell
+/// memory to hash or rehash) and confirmed by structural equality; the
+/// astronomically rare unequal cells with equal fingerprints go to `collided`.
+#[derive(Default)]
+struct CellTable<'n> {
+    by_print: HashMap<u64, (u64, &'n Cell), BuildMix>,
+    collided: HashMap<CellKey<'n>, u64, BuildMix>,
+}
+
+impl<'n> CellTable<'n> {
+    /// The position of an earlier equal cell, or `None` after remembering
+    /// this one at `pos`.
+    fn first(&mut self, c: &'n Cell, pos: u64) -> Option<u64> {
+        match self.by_print.entry(c.fingerprint()) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((pos, c));
+                None
+            }
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let (bak, other) = *e.get();
+                if other.ptr_eq(c) || other == c {
+                    return Some(bak);
+                }
+                match self.collided.entry(CellKey(c)) {
+                    std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(pos);
+                        None
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Deserialise a `jam` atom.

@@ -166,3 +166,17 @@ proptest! {
         let _ = parse(&text);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Long lists of repeated atoms of many widths push positions past 2^16
+    /// bits, so atoms cross the width threshold at which Hoon's jam switches
+    /// from inline to back-reference; the output must still match Hoon's.
+    #[test]
+    fn jam_matches_hoon_at_large_positions(picks in proptest::collection::vec((1u32..40, 0u64..4), 2000..4000)) {
+        let items: Vec<Noun> = picks.iter().map(|&(w, k)| Noun::atom((1u64 << w) | k)).collect();
+        let n = Noun::list(items);
+        prop_assert_eq!(jam(&n), reference_jam(&n));
+    }
+}
