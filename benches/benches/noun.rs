@@ -6,6 +6,10 @@ use spectree_benches::{balanced_tree, decrement_formula};
 use spectree_noun::nock::{nock, Limits};
 use spectree_noun::{cue_bytes, jam_bytes, Noun};
 
+// The same allocator as the `spectree` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn decrement(c: &mut Criterion) {
     let formula = decrement_formula();
     let mut g = c.benchmark_group("nock");

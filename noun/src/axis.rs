@@ -263,23 +263,18 @@ pub fn slot<'a>(axis: &Axis, noun: &'a Noun) -> Result<&'a Noun, AxisError> {
 /// atom. This is the interpreter's fast path.
 #[inline]
 pub fn slot_u64(axis: u64, noun: &Noun) -> Option<&Noun> {
-    if axis == 0 {
-        return None;
+    if axis <= 1 {
+        return if axis == 1 { Some(noun) } else { None };
     }
+    // Walk the bits below the leading 1, most significant first.
     let mut cur = noun;
-    let mut depth = 63 - axis.leading_zeros();
-    while depth > 0 {
-        depth -= 1;
-        match cur {
-            Noun::Cell(c) => {
-                cur = if (axis >> depth) & 1 == 0 {
-                    c.head()
-                } else {
-                    c.tail()
-                }
-            }
-            Noun::Atom(_) => return None,
-        }
+    let mut mask = 1u64 << (63 - axis.leading_zeros());
+    while mask > 1 {
+        mask >>= 1;
+        let Noun::Cell(c) = cur else {
+            return None;
+        };
+        cur = if axis & mask == 0 { c.head() } else { c.tail() };
     }
     Some(cur)
 }

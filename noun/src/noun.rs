@@ -411,45 +411,54 @@ impl Default for Noun {
 }
 
 impl PartialEq for Noun {
+    #[inline]
     fn eq(&self, other: &Noun) -> bool {
-        let mut stack: Vec<(&Noun, &Noun)> = Vec::new();
-        let (mut a, mut b) = (self, other);
-        loop {
-            match (a, b) {
-                (Noun::Atom(x), Noun::Atom(y)) => {
-                    if x != y {
-                        return false;
-                    }
+        match (self, other) {
+            (Noun::Atom(a), Noun::Atom(b)) => a == b,
+            (Noun::Cell(a), Noun::Cell(b)) => a.ptr_eq(b) || deep_eq(self, other),
+            _ => false,
+        }
+    }
+}
+
+/// Structural equality on a heap stack, short-circuiting on shared cells and
+/// on differing cached fingerprints or mugs.
+fn deep_eq(this: &Noun, other: &Noun) -> bool {
+    let mut stack: Vec<(&Noun, &Noun)> = Vec::new();
+    let (mut a, mut b) = (this, other);
+    loop {
+        match (a, b) {
+            (Noun::Atom(x), Noun::Atom(y)) => {
+                if x != y {
+                    return false;
                 }
-                (Noun::Cell(x), Noun::Cell(y)) => {
-                    if !x.ptr_eq(y) {
-                        if let (Some(fx), Some(fy)) =
-                            (x.cached_fingerprint(), y.cached_fingerprint())
-                        {
-                            if fx != fy {
-                                return false;
-                            }
-                        }
-                        if let (Some(mx), Some(my)) = (x.cached_mug(), y.cached_mug()) {
-                            if mx != my {
-                                return false;
-                            }
-                        }
-                        stack.push((x.tail(), y.tail()));
-                        a = x.head();
-                        b = y.head();
-                        continue;
-                    }
-                }
-                _ => return false,
             }
-            match stack.pop() {
-                Some((x, y)) => {
-                    a = x;
-                    b = y;
+            (Noun::Cell(x), Noun::Cell(y)) => {
+                if !x.ptr_eq(y) {
+                    if let (Some(fx), Some(fy)) = (x.cached_fingerprint(), y.cached_fingerprint()) {
+                        if fx != fy {
+                            return false;
+                        }
+                    }
+                    if let (Some(mx), Some(my)) = (x.cached_mug(), y.cached_mug()) {
+                        if mx != my {
+                            return false;
+                        }
+                    }
+                    stack.push((x.tail(), y.tail()));
+                    a = x.head();
+                    b = y.head();
+                    continue;
                 }
-                None => return true,
             }
+            _ => return false,
+        }
+        match stack.pop() {
+            Some((x, y)) => {
+                a = x;
+                b = y;
+            }
+            None => return true,
         }
     }
 }

@@ -1,5 +1,12 @@
 //! The `spectree` command-line tool; see [`spectree_scheduler::cli`].
 
+// Noun-heavy work allocates and frees small cells at a high rate; mimalloc
+// roughly halves the allocator's share of the Nock decrement loop (see
+// docs/decisions.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let code = spectree_scheduler::cli::main_with(
         std::env::args_os(),

@@ -347,7 +347,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
         Ok(self.intern(formula))
     }
 
-    #[inline]
+    #[inline(always)]
     fn increment(&mut self, value: (Noun, H::Tag)) -> Step<(Noun, H::Tag)> {
         self.hook.inspect(&value.0, &value.1);
         match &value.0 {
@@ -356,13 +356,13 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn is_cell(&mut self, value: (Noun, H::Tag)) -> (Noun, H::Tag) {
         self.hook.inspect(&value.0, &value.1);
         (loobean(value.0.is_cell()), self.hook.constant())
     }
 
-    #[inline]
+    #[inline(always)]
     fn equal(&mut self, a: (Noun, H::Tag), b: (Noun, H::Tag)) -> (Noun, H::Tag) {
         self.hook.inspect(&a.0, &a.1);
         self.hook.inspect(&b.0, &b.1);
@@ -370,7 +370,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
     }
 
     /// Nock 6: which branch the condition selects.
-    #[inline]
+    #[inline(always)]
     fn choose(&mut self, cond: (Noun, H::Tag), yes: &'a Noun, no: &'a Noun) -> Step<&'a Noun> {
         self.hook.inspect(&cond.0, &cond.1);
         match &cond.0 {
