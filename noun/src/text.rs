@@ -42,13 +42,21 @@ fn err<T>(offset: usize, message: impl Into<String>) -> Result<T, ParseError> {
 impl FromStr for Noun {
     type Err = ParseError;
 
-    /// Parses the text syntax described in the [module docs](self).
+    /// Parses the text syntax described at [`parse`].
     fn from_str(s: &str) -> Result<Noun, ParseError> {
         parse(s)
     }
 }
 
 /// Parse one noun from `text` (surrounding whitespace allowed).
+///
+/// A cell is `[a b ...]` with at least two elements, right-nested (`[a b c]`
+/// is `[a [b c]]`). An atom is decimal, with optional dots between groups of
+/// three digits (`10.000`); `0x` hex, with optional dots between groups of
+/// four (`0xdead.beef`); a term `%name` (lowercase letters, digits and `-`,
+/// starting with a letter: its bytes as a little-endian atom; `%$` is 0); a
+/// loobean `%.y` (0) or `%.n` (1); or a cord `'text'` (its UTF-8 bytes as a
+/// little-endian atom, with `\\`, `\'` and `\xx` escapes).
 ///
 /// ```
 /// use spectree_noun::{parse, Noun};

@@ -21,8 +21,15 @@
 
 use crate::{Atom, Noun};
 
-/// Observer of a Nock computation's use of its subject. See the
-/// [module docs](self) for when each method is called.
+/// Observer of a Nock computation's use of its subject.
+///
+/// Every value the interpreter handles carries a tag beside it; the caller
+/// tags the subject and the interpreter asks the hook for the tag of each
+/// value it derives (lookups, conses, edits, constants). Whenever a value's
+/// content decides the course of the computation (a formula about to run, a
+/// branch condition, an operand of Nock 3, 4 or 5) it is *inspected*.
+/// Navigating through a value, copying it or editing into it is not an
+/// inspection. [`NoHook`] observes nothing at no cost.
 pub trait Hook {
     /// Per-value metadata carried beside every noun.
     type Tag: Clone;
