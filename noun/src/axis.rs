@@ -291,7 +291,16 @@ pub(crate) fn slot_atom<'a>(axis: &Atom, noun: &'a Noun) -> Option<&'a Noun> {
 
 #[cold]
 fn slot_big<'a>(axis: &Atom, noun: &'a Noun) -> Option<&'a Noun> {
-    slot(&Axis::from_atom(axis).ok()?, noun).ok()
+    // No diagnosis on failure: the interpreter only needs to know.
+    let axis = Axis::from_atom(axis).ok()?;
+    let mut cur = noun;
+    for tail in axis.path() {
+        let Noun::Cell(c) = cur else {
+            return None;
+        };
+        cur = if tail { c.tail() } else { c.head() };
+    }
+    Some(cur)
 }
 
 /// [`edit`] for an axis given as an atom; `None` where Nock crashes.
@@ -320,19 +329,22 @@ fn edit_small(axis: u64, depth: u32, value: Noun, target: &Noun) -> Option<Noun>
     })
 }
 
-/// The deepest axis on `axis`'s path that exists in `noun` (an atom there).
+/// The deepest axis on `axis`'s path that exists in `noun` (an atom there),
+/// found in one walk and one shift.
+#[cold]
 fn hit_atom(axis: &Axis, noun: &Noun) -> AxisError {
-    let mut at = Axis::ROOT;
+    let mut steps = 0u64;
     let mut cur = noun;
     for tail in axis.path() {
         match cur {
             Noun::Cell(c) => {
                 cur = if tail { c.tail() } else { c.head() };
-                at = at.child(tail);
+                steps += 1;
             }
             Noun::Atom(_) => break,
         }
     }
+    let at = axis.ancestor(axis.depth() - steps).expect("steps <= depth");
     AxisError::HitAtom {
         axis: axis.clone(),
         at,
@@ -358,7 +370,8 @@ pub fn edit(axis: &Axis, value: Noun, target: &Noun) -> Result<Noun, AxisError> 
             .ok_or_else(|| hit_atom(axis, target));
     }
     // Walk down, remembering each cell and which side the path takes.
-    let mut spine: Vec<(&crate::Cell, bool)> = Vec::with_capacity(axis.depth() as usize);
+    // Not pre-sized: the axis may be far deeper than the target.
+    let mut spine: Vec<(&crate::Cell, bool)> = Vec::new();
     let mut cur = target;
     for tail in axis.path() {
         match cur {

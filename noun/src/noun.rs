@@ -194,7 +194,7 @@ fn seed() -> u64 {
 
 /// SplitMix64's finaliser: a bijective 64-bit mixer.
 #[inline]
-fn mix64(mut z: u64) -> u64 {
+pub(crate) fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -421,10 +421,23 @@ impl PartialEq for Noun {
     }
 }
 
+/// Comparisons after which [`deep_eq`] starts remembering the cell pairs it
+/// has compared.
+const CAPE_AFTER: usize = 1024;
+
 /// Structural equality on a heap stack, short-circuiting on shared cells and
 /// on differing cached fingerprints or mugs.
+///
+/// Two equal nouns that share subtrees internally but not with each other
+/// (built separately, or decoded by `cue`) would be compared once per path,
+/// exponentially often. After [`CAPE_AFTER`] steps the walk remembers every
+/// pair of cells it has queued (as Urbit's `u3r_sing` does) and skips
+/// repeats: a repeated pair is either still being compared or already found
+/// equal, since any difference ends the whole comparison at once.
 fn deep_eq(this: &Noun, other: &Noun) -> bool {
     let mut stack: Vec<(&Noun, &Noun)> = Vec::new();
+    let mut steps = 0usize;
+    let mut cape: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
     let (mut a, mut b) = (this, other);
     loop {
         match (a, b) {
@@ -443,6 +456,18 @@ fn deep_eq(this: &Noun, other: &Noun) -> bool {
                     if let (Some(mx), Some(my)) = (x.cached_mug(), y.cached_mug()) {
                         if mx != my {
                             return false;
+                        }
+                    }
+                    steps += 1;
+                    if steps > CAPE_AFTER && !cape.insert((x.addr(), y.addr())) {
+                        // Compared already (or being compared): skip.
+                        match stack.pop() {
+                            Some((x, y)) => {
+                                a = x;
+                                b = y;
+                                continue;
+                            }
+                            None => return true,
                         }
                     }
                     stack.push((x.tail(), y.tail()));
@@ -541,6 +566,17 @@ pub(crate) mod tests {
         assert_eq!(prints.len(), 40_000);
         assert_eq!(deep_list(10).fingerprint(), deep_list(10).fingerprint());
         assert_ne!(deep_list(10).fingerprint(), deep_left(10).fingerprint());
+    }
+
+    #[test]
+    fn equality_of_separately_built_shared_trees_is_linear() {
+        // A doubling tree of depth 80: 2^80 paths, 80 distinct cells.
+        let build = || (0..80).fold(Noun::ONE, |acc, _| Noun::cell(acc.clone(), acc));
+        let (x, y) = (build(), build());
+        assert!(!x.ptr_eq(&y));
+        assert_eq!(x, y);
+        let z = Noun::cell(Noun::ZERO, y.clone());
+        assert_ne!(Noun::cell(Noun::ONE, x), z);
     }
 
     #[test]

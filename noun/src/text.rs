@@ -238,11 +238,11 @@ fn parse_cord(bytes: &[u8], start: usize) -> Result<(Atom, usize), ParseError> {
                         i += 2;
                     }
                     _ => {
-                        let hex = bytes.get(i + 1..i + 3).and_then(|h| {
-                            std::str::from_utf8(h)
-                                .ok()
-                                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                        });
+                        let hex = bytes
+                            .get(i + 1..i + 3)
+                            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                            .and_then(|h| std::str::from_utf8(h).ok())
+                            .and_then(|h| u8::from_str_radix(h, 16).ok());
                         match hex {
                             Some(b) => {
                                 out.push(b);
@@ -349,6 +349,7 @@ mod tests {
             ("", 0),
             ("12a", 2),
             ("[1 2]3", 5),
+            ("'\\+f'", 1),
         ];
         for (text, offset) in cases {
             let e = parse(text).unwrap_err();

@@ -24,8 +24,14 @@
 //! path ran (the tests run everything with the fast path disabled, too).
 //!
 //! Formulas are borrowed for the whole run from an arena that keeps every
-//! formula produced by Nock 2 and 9 alive; a small cache keyed by cell
-//! address makes repeated calls of the same arm allocate nothing.
+//! formula produced by Nock 2 and 9 alive; a table keyed by cell address
+//! (sound because the arena keeps each key's cell alive) makes every repeated
+//! call of the same formula allocate nothing, however many arms a loop
+//! calls. A loop that *builds a new formula* on every call still keeps each
+//! one until the run ends: memory proportional to such calls, bounded by
+//! fuel.
+
+use std::collections::HashMap;
 
 use typed_arena::Arena;
 
@@ -35,8 +41,6 @@ use crate::{Atom, Noun};
 
 /// Deepest native recursion of the fast path.
 pub(super) const MAX_DEPTH: u32 = 64;
-
-const CACHE: usize = 64;
 
 enum Frame<'a, T> {
     /// The current subject was pushed for the evaluation that returns here.
@@ -186,7 +190,8 @@ fn lookup<'n>(axis: &Atom, noun: &'n Noun) -> Option<&'n Noun> {
 
 pub(super) struct Machine<'a, 'h, H: Hook> {
     arena: &'a Arena<Noun>,
-    cache: [(usize, Option<&'a Noun>); CACHE],
+    interned: HashMap<usize, &'a Noun>,
+    last: Option<(usize, &'a Noun)>,
     limits: &'h Limits,
     hook: &'h mut H,
     subjects: Vec<(Noun, H::Tag)>,
@@ -205,7 +210,8 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
     ) -> Self {
         Machine {
             arena,
-            cache: [(0, None); CACHE],
+            interned: HashMap::new(),
+            last: None,
             limits,
             hook,
             subjects: Vec::new(),
@@ -291,21 +297,25 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
     }
 
     /// Keep a formula produced at run time alive for the rest of the run;
-    /// clones only when the formula is not cached already.
+    /// clones only the first time a formula cell is seen. The last lookup is
+    /// remembered, so a loop calling one arm skips the table.
     #[inline]
     fn intern(&mut self, formula: &Noun) -> &'a Noun {
         let Noun::Cell(c) = formula else {
             return self.arena.alloc(formula.clone());
         };
         let key = c.addr();
-        let slot = &mut self.cache[(key >> 4) % CACHE];
-        if slot.0 == key {
-            if let Some(f) = slot.1 {
+        if let Some((k, f)) = self.last {
+            if k == key {
                 return f;
             }
         }
-        let f: &'a Noun = self.arena.alloc(formula.clone());
-        *slot = (key, Some(f));
+        let arena = self.arena;
+        let f: &'a Noun = self
+            .interned
+            .entry(key)
+            .or_insert_with(|| arena.alloc(formula.clone()));
+        self.last = Some((key, f));
         f
     }
 

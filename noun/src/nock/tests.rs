@@ -433,3 +433,27 @@ fn fast_path_and_machine_agree() {
         }
     }
 }
+
+/// Regressions from review: each ran exponentially or quadratically long
+/// within a small fuel budget.
+#[test]
+fn small_fuel_means_small_time() {
+    // Nock 5 comparing two separately built doubling trees (2^60 paths).
+    let mut d = n("[1 0]");
+    for _ in 0..60 {
+        d = Noun::tuple([Noun::atom(7), d, n("[0 1]"), n("[0 1]")]);
+    }
+    let f = Noun::tuple([Noun::atom(5), d.clone(), d]);
+    assert_eq!(nock(Noun::ZERO, &f, &Limits::fuel(10_000)), Ok(Noun::ZERO));
+
+    // A failing lookup with a huge axis into a 10^5-deep subject.
+    let subject = (0..100_000).fold(Noun::ZERO, |acc, _| Noun::cell(Noun::ZERO, acc));
+    let axis = Atom::from_biguint((num_bigint::BigUint::from(1u8) << 100_010u32) - 1u32);
+    let f = Noun::cell(Noun::ZERO, Noun::Atom(axis));
+    let start = std::time::Instant::now();
+    assert!(matches!(
+        nock(subject, &f, &Limits::fuel(10)),
+        Err(NockError::Crash(Crash::Slot { .. }))
+    ));
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -1,0 +1,211 @@
+//! Access sets: what one execution read and wrote, and whether it still
+//! holds after other writes committed.
+//!
+//! An [`AccessSet`] records three kinds of exact keys, each also marked in a
+//! region bitset:
+//! - **reads**: the content at the key (and below it) decided something;
+//!   a write at an overlapping key invalidates them;
+//! - **shapes**: only the *existence* of the key mattered (a lookup or edit
+//!   went through it); a write at an enclosing key (a proper ancestor)
+//!   invalidates them, a write at or below the key does not;
+//! - **writes**: the keys whose content this execution replaced.
+//!
+//! Invariant ([`validate`]): a read set is reported valid against committed
+//! writes only if no committed write overlaps one of its reads or encloses
+//! one of its shapes. Bitsets are checked first as a fast filter; exact keys
+//! decide, so the answer is never optimistic and is conservative only as far
+//! as [`Key`] is.
+
+use bitvec::vec::BitVec;
+
+use crate::key::Key;
+use crate::region::Regions;
+
+/// The keys one execution read, relied on the shape of, and wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessSet<K: Key> {
+    reads: Vec<K>,
+    shapes: Vec<K>,
+    writes: Vec<K>,
+    read_bits: BitVec,
+    write_bits: BitVec,
+}
+
+impl<K: Key> AccessSet<K> {
+    /// An empty set for `regions`.
+    pub fn new(regions: &dyn Regions<K>) -> Self {
+        AccessSet {
+            reads: Vec::new(),
+            shapes: Vec::new(),
+            writes: Vec::new(),
+            read_bits: BitVec::repeat(false, regions.count()),
+            write_bits: BitVec::repeat(false, regions.count()),
+        }
+    }
+
+    /// Record that the content at `key` was read.
+    pub fn read(&mut self, key: K, regions: &dyn Regions<K>) {
+        regions.mark(&key, &mut self.read_bits);
+        self.reads.push(key);
+    }
+
+    /// Record that the existence of `key` was relied on.
+    pub fn shape(&mut self, key: K, regions: &dyn Regions<K>) {
+        regions.mark(&key, &mut self.read_bits);
+        self.shapes.push(key);
+    }
+
+    /// Record a write at `key`.
+    pub fn write(&mut self, key: K, regions: &dyn Regions<K>) {
+        regions.mark(&key, &mut self.write_bits);
+        self.writes.push(key);
+    }
+
+    /// Sort and deduplicate the exact keys (for stable output; checks do not
+    /// need it).
+    pub fn normalize(&mut self) {
+        for v in [&mut self.reads, &mut self.shapes, &mut self.writes] {
+            v.sort();
+            v.dedup();
+        }
+    }
+
+    /// Keys whose content was read.
+    pub fn reads(&self) -> &[K] {
+        &self.reads
+    }
+
+    /// Keys whose existence was relied on.
+    pub fn shapes(&self) -> &[K] {
+        &self.shapes
+    }
+
+    /// Keys written.
+    pub fn writes(&self) -> &[K] {
+        &self.writes
+    }
+
+    /// Regions read (including shapes).
+    pub fn read_regions(&self) -> &BitVec {
+        &self.read_bits
+    }
+
+    /// Regions written.
+    pub fn write_regions(&self) -> &BitVec {
+        &self.write_bits
+    }
+
+    /// Whether `committed`'s writes invalidate this set's reads or shapes.
+    pub fn conflicts_with(&self, committed: &AccessSet<K>) -> bool {
+        let hint = self
+            .read_bits
+            .iter_ones()
+            .any(|i| committed.write_bits.get(i).is_some_and(|b| *b));
+        if !hint {
+            return false;
+        }
+        committed.writes.iter().any(|w| {
+            self.reads.iter().any(|r| r.overlaps(w)) || self.shapes.iter().any(|s| w.encloses(s))
+        })
+    }
+
+    /// Regions where `committed`'s writes meet this set's reads (for
+    /// per-region conflict statistics).
+    pub fn conflict_regions(&self, committed: &AccessSet<K>) -> BitVec {
+        let mut both = self.read_bits.clone();
+        both &= &committed.write_bits;
+        both
+    }
+}
+
+/// Whether `reads` still holds after every write in `committed`: true
+/// exactly when no committed write overlaps a read or encloses a shape.
+///
+/// ```
+/// use spectree_stm::{validate, AccessSet, RegionMap};
+/// use spectree_noun::Axis;
+/// let regions = RegionMap::depth(1).unwrap();
+/// let ax = |n| Axis::new(n).unwrap();
+/// let mut mine = AccessSet::new(&regions);
+/// mine.read(ax(6), &regions);
+/// let mut theirs = AccessSet::new(&regions);
+/// theirs.write(ax(7), &regions); // same region, different subtree
+/// assert!(validate(&mine, [&theirs]));
+/// theirs.write(ax(3), &regions); // an ancestor of 6
+/// assert!(!validate(&mine, [&theirs]));
+/// ```
+pub fn validate<'a, K: Key>(
+    reads: &AccessSet<K>,
+    committed: impl IntoIterator<Item = &'a AccessSet<K>>,
+) -> bool {
+    committed.into_iter().all(|c| !reads.conflicts_with(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RegionMap;
+    use spectree_noun::Axis;
+
+    fn ax(n: u64) -> Axis {
+        Axis::new(n).unwrap()
+    }
+
+    fn set(regions: &RegionMap, reads: &[u64], shapes: &[u64], writes: &[u64]) -> AccessSet<Axis> {
+        let mut s = AccessSet::new(regions);
+        reads.iter().for_each(|&r| s.read(ax(r), regions));
+        shapes.iter().for_each(|&r| s.shape(ax(r), regions));
+        writes.iter().for_each(|&r| s.write(ax(r), regions));
+        s
+    }
+
+    #[test]
+    fn reads_conflict_with_overlapping_writes_only() {
+        let r = RegionMap::depth(2).unwrap();
+        let mine = set(&r, &[13], &[], &[]);
+        for (w, conflict) in [
+            (13, true),
+            (6, true),
+            (3, true),
+            (1, true),
+            (26, true),
+            (12, false),
+            (7, false),
+            (27, true),
+        ] {
+            let theirs = set(&r, &[], &[], &[w]);
+            assert_eq!(mine.conflicts_with(&theirs), conflict, "read 13, write {w}");
+        }
+    }
+
+    #[test]
+    fn shapes_conflict_with_enclosing_writes_only() {
+        let r = RegionMap::depth(2).unwrap();
+        let mine = set(&r, &[], &[13], &[]);
+        for (w, conflict) in [
+            (13, false),
+            (26, false),
+            (6, true),
+            (3, true),
+            (1, true),
+            (12, false),
+        ] {
+            let theirs = set(&r, &[], &[], &[w]);
+            assert_eq!(
+                mine.conflicts_with(&theirs),
+                conflict,
+                "shape 13, write {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn bits_meeting_is_not_a_conflict_by_itself() {
+        // 12 and 13 share region 6's bit; the exact check clears them.
+        let r = RegionMap::depth(2).unwrap();
+        let mine = set(&r, &[12], &[], &[]);
+        let theirs = set(&r, &[], &[], &[13]);
+        assert!(mine.conflict_regions(&theirs).any());
+        assert!(validate(&mine, [&theirs]));
+    }
+}

@@ -1,0 +1,306 @@
+//! Executing one event against a snapshot, recording what it accessed, and
+//! grafting its writes onto a newer state.
+//!
+//! The property the scheduler relies on (tested in `tests/`): if
+//! [`validate`](crate::validate) says an execution's access set still holds
+//! after writes `W` committed, then running the event against the newer state
+//! gives the same outcome, and its resulting state equals [`graft`] of the
+//! execution's writes onto the newer state.
+//!
+//! **Nock events.** With kernel formula `K`, an event `e` against state `S`
+//! computes `*[[e S] K]`, which must be a cell `[effects S']`. The subject is
+//! tagged `[Fresh Orig(1)]`, so every axis the [`Tracker`] reports is relative
+//! to `S`. Writes come from the provenance of `S'`: a position whose tag is
+//! `Orig` of its own axis is untouched; anything else (a value the event
+//! built, or a subtree copied from another axis, which also reads its
+//! source) is written, even when it happens to equal what was there, since a
+//! concurrent writer may have changed it. Descending through a built cell
+//! relies on the state still having a cell there (a shape). Effects are
+//! inspected as a whole. Any other product, a crash or running out of fuel is
+//! the event's error and leaves the state unchanged.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use spectree_noun::nock::{nock_with, Limits, NockError};
+use spectree_noun::{Axis, Noun};
+use thiserror::Error;
+
+use crate::access::AccessSet;
+use crate::region::Regions;
+use crate::state::{NounState, State, StateError, Tx, Writes};
+use crate::tracker::{Prov, Tracker};
+
+/// Why an event produced no new state.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EventError {
+    /// The kernel or event computation failed.
+    #[error("nock: {0}")]
+    Nock(NockError),
+    /// The kernel's product was not a cell `[effects state]`.
+    #[error("kernel product is an atom, not [effects state]")]
+    BadProduct,
+    /// A Rust event failed a state access.
+    #[error("state: {0}")]
+    State(#[from] StateError),
+    /// A Rust event returned an error of its own.
+    #[error("event: {0}")]
+    Failed(String),
+    /// A Rust event panicked; the panic was contained.
+    #[error("event panicked: {0}")]
+    Panicked(String),
+}
+
+/// One execution of one event against one snapshot.
+#[derive(Debug, Clone)]
+pub struct Execution<S: State> {
+    /// The effects, or why there are none.
+    pub outcome: Result<Noun, EventError>,
+    /// What the execution read, relied on and wrote.
+    pub access: AccessSet<S::Key>,
+    /// The writes with their values: disjoint or, where one lies inside
+    /// another, listed after it with a value consistent with it.
+    pub writes: Writes<S::Key>,
+}
+
+impl<S: State> Execution<S> {
+    /// The execution's resulting state, built on `base`.
+    ///
+    /// # Errors
+    /// [`StateError`] if a write's path does not exist in `base` (never for
+    /// a base against which the execution validates).
+    pub fn apply(&self, base: &S) -> Result<S, StateError> {
+        graft(base, &self.writes)
+    }
+}
+
+/// Apply `writes` to `state`, in order; time proportional to the number of
+/// writes times their depth.
+///
+/// # Errors
+/// [`StateError`] if a write's path does not exist.
+pub fn graft<S: State>(state: &S, writes: &[(S::Key, Noun)]) -> Result<S, StateError> {
+    let mut s = state.clone();
+    for (k, v) in writes {
+        s = s.put(k, v.clone())?;
+    }
+    Ok(s)
+}
+
+/// Run Nock event `event` under kernel `kernel` against `state`.
+pub fn execute_nock(
+    kernel: &Noun,
+    event: &Noun,
+    state: &NounState,
+    regions: &dyn Regions<Axis>,
+    limits: &Limits,
+) -> Execution<NounState> {
+    let mut tracker = Tracker::new(regions);
+    let subject = Noun::cell(event.clone(), state.0.clone());
+    let tag = Prov::pair(Prov::Fresh, Prov::Orig(Axis::ROOT));
+    let run = nock_with(subject, tag, kernel, limits, &mut tracker);
+    let mut writes = Vec::new();
+    let outcome = match run {
+        Err(e) => Err(EventError::Nock(e)),
+        Ok(traced) => match &traced.product {
+            Noun::Atom(_) => {
+                tracker.read_all(&traced.tag);
+                Err(EventError::BadProduct)
+            }
+            Noun::Cell(c) => {
+                let (effects_tag, state_tag) = split(&mut tracker, &traced.tag);
+                tracker.read_all(&effects_tag);
+                extract_writes(
+                    &mut tracker,
+                    regions,
+                    &state.0,
+                    c.tail(),
+                    state_tag,
+                    &mut writes,
+                );
+                Ok(c.head().clone())
+            }
+        },
+    };
+    let mut access = tracker.access;
+    access.normalize();
+    Execution {
+        outcome,
+        access,
+        writes,
+    }
+}
+
+/// The provenance of a product's head and tail; splitting a value taken
+/// from the state relies on it being a cell.
+fn split(tracker: &mut Tracker<'_>, tag: &Prov) -> (Prov, Prov) {
+    use spectree_noun::nock::Hook;
+    let two = spectree_noun::Atom::new(2);
+    let three = spectree_noun::Atom::new(3);
+    (tracker.slot(tag, &two), tracker.slot(tag, &three))
+}
+
+/// Walk the provenance of the new state, recording writes (and the reads of
+/// copied sources and the shapes that descending relies on).
+fn extract_writes(
+    tracker: &mut Tracker<'_>,
+    regions: &dyn Regions<Axis>,
+    old: &Noun,
+    new: &Noun,
+    tag: Prov,
+    writes: &mut Vec<(Axis, Noun)>,
+) {
+    // (position, new subtree, its provenance, old subtree if it exists)
+    let mut stack: Vec<(Axis, &Noun, Prov, Option<&Noun>)> =
+        vec![(Axis::ROOT, new, tag, Some(old))];
+    while let Some((at, value, prov, before)) = stack.pop() {
+        match prov {
+            Prov::Orig(ref a) if *a == at => {}
+            Prov::Pair(ref p) if before.is_some_and(Noun::is_cell) => {
+                let (Noun::Cell(v), Some(Noun::Cell(b))) = (value, before) else {
+                    unreachable!("a pair's value is a cell, and `before` was checked");
+                };
+                // The write below relies on `at` still being a cell.
+                tracker.access.shape(at.head(), regions);
+                stack.push((at.tail(), v.tail(), p.1.clone(), Some(b.tail())));
+                stack.push((at.head(), v.head(), p.0.clone(), Some(b.head())));
+            }
+            other => {
+                tracker.read_all(&other);
+                tracker.access.write(at.clone(), regions);
+                writes.push((at, value.clone()));
+            }
+        }
+    }
+    writes.sort_by(|a, b| a.0.cmp(&b.0));
+}
+
+/// A Rust event: user code run against a [`Tx`].
+///
+/// Events must be deterministic functions of what they read through the
+/// `Tx`: no clocks, randomness, globals or I/O. That is what makes a
+/// validated speculative execution equal to a serial one.
+pub trait RustEvent<S: State>: Send + Sync {
+    /// Apply the event, returning its effects.
+    ///
+    /// # Errors
+    /// Any [`EventError`]; the state is then left unchanged.
+    fn apply(&self, tx: &mut Tx<'_, S>) -> Result<Noun, EventError>;
+}
+
+/// Run a Rust event against `state`; a panic becomes the event's error.
+pub fn execute_rust<S: State>(
+    event: &dyn RustEvent<S>,
+    state: &S,
+    regions: &dyn Regions<S::Key>,
+) -> Execution<S> {
+    let mut tx = Tx::new(state.clone(), regions);
+    let result = catch_unwind(AssertUnwindSafe(|| event.apply(&mut tx)));
+    let outcome = match result {
+        Ok(r) => r,
+        Err(payload) => Err(EventError::Panicked(panic_message(&*payload))),
+    };
+    let (_, access, writes) = tx.finish();
+    let writes = if outcome.is_ok() { writes } else { Vec::new() };
+    Execution {
+        outcome,
+        access,
+        writes,
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{validate, RegionMap};
+
+    fn n(s: &str) -> Noun {
+        s.parse().unwrap()
+    }
+
+    fn ax(v: u64) -> Axis {
+        Axis::new(v).unwrap()
+    }
+
+    fn run(kernel: &str, event: &str, state: &str) -> Execution<NounState> {
+        let regions = RegionMap::depth(2).unwrap();
+        execute_nock(
+            &n(kernel),
+            &n(event),
+            &NounState(n(state)),
+            &regions,
+            &Limits::fuel(100_000),
+        )
+    }
+
+    #[test]
+    fn writing_the_value_already_there_is_still_a_write() {
+        // Kernel: effects 0, state with axis 6 set to the event.
+        let e = run("[[1 0] 10 [6 0 2] 0 3]", "3", "[[1 2] 3 4]");
+        assert_eq!(e.outcome, Ok(Noun::ZERO));
+        assert_eq!(e.writes, vec![(ax(6), n("3"))]);
+        // Another event that committed 6 := 9 first must not be lost under it.
+        let newer = NounState(n("[[1 2] 9 4]"));
+        assert_eq!(e.apply(&newer).unwrap().0, n("[[1 2] 3 4]"));
+    }
+
+    #[test]
+    fn copies_read_their_source_and_write_their_destination() {
+        // Copy state axis 2 to axis 7: [10 [7 0 6] 0 3] on subject [e S].
+        let e = run("[[1 0] 10 [7 0 6] 0 3]", "0", "[5 5 5]");
+        assert_eq!(e.access.reads(), &[ax(2)]);
+        assert_eq!(e.access.writes(), &[ax(7)]);
+        // A committed write to the source invalidates it.
+        let regions = RegionMap::depth(2).unwrap();
+        let mut theirs = AccessSet::new(&regions);
+        theirs.write(ax(2), &regions);
+        assert!(!validate(&e.access, [&theirs]));
+    }
+
+    #[test]
+    fn effects_are_read_and_errors_leave_no_writes() {
+        let e = run("[[0 6] 0 3]", "0", "[[1 2] 3 4]");
+        assert_eq!(e.outcome, Ok(n("[1 2]")));
+        assert_eq!(e.access.reads(), &[ax(2)]);
+        assert!(e.writes.is_empty());
+        let e = run("[0 2]", "0", "[1 2]");
+        assert_eq!(e.outcome, Err(EventError::BadProduct));
+        let e = run("[0 14]", "0", "[1 2]");
+        assert!(matches!(e.outcome, Err(EventError::Nock(_))));
+        assert!(e.writes.is_empty());
+    }
+
+    #[test]
+    fn a_new_state_of_another_shape_is_written_whole() {
+        let e = run("[[1 0] [1 1 2] 0 3]", "0", "5");
+        assert_eq!(e.writes, vec![(ax(1), n("[[1 2] 5]"))]);
+    }
+
+    struct Panics;
+    impl RustEvent<NounState> for Panics {
+        fn apply(&self, tx: &mut Tx<'_, NounState>) -> Result<Noun, EventError> {
+            tx.put(&ax(2), Noun::atom(1))?;
+            panic!("boom");
+        }
+    }
+
+    #[test]
+    fn a_panicking_rust_event_is_contained() {
+        let regions = RegionMap::depth(1).unwrap();
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let e = execute_rust(&Panics, &NounState(n("[1 2]")), &regions);
+        std::panic::set_hook(prev);
+        assert_eq!(e.outcome, Err(EventError::Panicked("boom".into())));
+        assert!(e.writes.is_empty());
+    }
+}

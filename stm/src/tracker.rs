@@ -1,0 +1,337 @@
+//! Provenance tracking of Nock computations over a noun state.
+//!
+//! The tracker is a [`Hook`] whose tag says where a value came from:
+//! - [`Prov::Fresh`]: not taken from the state (the event, constants, atoms
+//!   the computation made; those depend on the state only through values it
+//!   inspected, which are recorded as reads);
+//! - [`Prov::Orig`]`(a)`: exactly the state's subtree at axis `a`;
+//! - [`Prov::Pair`]: a cell the computation built, with the provenance of
+//!   each side. A pair of the two halves of `Orig(p)` collapses to `Orig(p)`.
+//!
+//! What it records, with axes relative to the state:
+//! - a **read** of `a` whenever a value's content inspects `Orig(a)` (a
+//!   formula to run, a branch condition, an operand of Nock 3, 4, 5), and
+//!   whenever a lookup or edit inside the state *fails*;
+//! - a **shape** of `t` whenever a lookup or edit *succeeds* by going down
+//!   inside the state to `t`: the result depends on the path to `t` being
+//!   cells, not on what `t` holds.
+//!
+//! Navigating, copying, consing and editing read nothing else, so taking the
+//! whole subject with `[0 1]`, editing a sample into it and calling an arm
+//! reads the arm, not the state.
+
+use std::sync::Arc;
+
+use spectree_noun::nock::Hook;
+use spectree_noun::{Atom, Axis, Noun};
+
+use crate::access::AccessSet;
+use crate::region::Regions;
+
+/// Where a value came from, relative to the tracked state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prov {
+    /// Not taken from the state.
+    Fresh,
+    /// The state's subtree at this axis.
+    Orig(Axis),
+    /// A cell built by the computation.
+    Pair(Arc<PairProv>),
+}
+
+/// The two sides of a [`Prov::Pair`]. Dropped without recursion.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PairProv(pub Prov, pub Prov);
+
+impl Drop for PairProv {
+    fn drop(&mut self) {
+        let mut stack: Vec<Arc<PairProv>> = Vec::new();
+        for side in [&mut self.0, &mut self.1] {
+            if let Prov::Pair(p) = std::mem::replace(side, Prov::Fresh) {
+                stack.push(p);
+            }
+        }
+        while let Some(p) = stack.pop() {
+            if let Some(mut inner) = Arc::into_inner(p) {
+                for side in [&mut inner.0, &mut inner.1] {
+                    if let Prov::Pair(q) = std::mem::replace(side, Prov::Fresh) {
+                        stack.push(q);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Prov {
+    /// The provenance of the cell `[head tail]`.
+    pub fn pair(head: Prov, tail: Prov) -> Prov {
+        match (&head, &tail) {
+            (Prov::Fresh, Prov::Fresh) => return Prov::Fresh,
+            (Prov::Orig(h), Prov::Orig(t)) => {
+                if let Some(p) = h.parent() {
+                    if p.head() == *h && p.tail() == *t {
+                        return Prov::Orig(p);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Prov::Pair(Arc::new(PairProv(head, tail)))
+    }
+
+    /// Split into the provenance of the head and the tail of the value.
+    fn halves(&self) -> (Prov, Prov) {
+        match self {
+            Prov::Fresh => (Prov::Fresh, Prov::Fresh),
+            Prov::Orig(a) => (Prov::Orig(a.head()), Prov::Orig(a.tail())),
+            Prov::Pair(p) => (p.0.clone(), p.1.clone()),
+        }
+    }
+
+    /// Every state axis this provenance takes a value from.
+    pub fn origins(&self) -> Vec<Axis> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(p) = stack.pop() {
+            match p {
+                Prov::Fresh => {}
+                Prov::Orig(a) => out.push(a.clone()),
+                Prov::Pair(pair) => {
+                    stack.push(&pair.1);
+                    stack.push(&pair.0);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The tracking hook: derives provenance tags and records reads and shapes
+/// into an [`AccessSet`].
+pub struct Tracker<'r> {
+    regions: &'r dyn Regions<Axis>,
+    /// What the computation has read so far.
+    pub access: AccessSet<Axis>,
+}
+
+impl<'r> Tracker<'r> {
+    /// A tracker recording into a fresh access set.
+    pub fn new(regions: &'r dyn Regions<Axis>) -> Self {
+        Tracker {
+            regions,
+            access: AccessSet::new(regions),
+        }
+    }
+
+    /// Record reads of every state axis `tag` takes a value from.
+    pub fn read_all(&mut self, tag: &Prov) {
+        for a in tag.origins() {
+            self.access.read(a, self.regions);
+        }
+    }
+
+    /// Follow `axis` into a value tagged `of`: the provenance found there,
+    /// and, when the path enters the state, the state axis it arrives at.
+    fn walk(of: &Prov, axis: &Axis) -> (Prov, Option<Axis>) {
+        let mut cur = of.clone();
+        let mut taken = Axis::ROOT;
+        for tail in axis.path() {
+            match cur {
+                Prov::Fresh => return (Prov::Fresh, None),
+                Prov::Orig(a) => {
+                    let rest = axis.relative_to(&taken).expect("taken is a prefix");
+                    let target = a.compose(&rest);
+                    return (Prov::Orig(target.clone()), Some(target));
+                }
+                Prov::Pair(p) => {
+                    cur = if tail { p.1.clone() } else { p.0.clone() };
+                    taken = taken.child(tail);
+                }
+            }
+        }
+        (cur, None)
+    }
+
+    /// Provenance of `target` with `value` written at `axis` (the edit
+    /// succeeded); records the shape the edit relied on.
+    pub fn edit_prov(&mut self, target: Prov, axis: &Axis, value: Prov) -> Prov {
+        let mut spine: Vec<(Prov, bool)> = Vec::new();
+        let mut cur = target;
+        let mut taken = Axis::ROOT;
+        let mut shaped = false;
+        for tail in axis.path() {
+            if let (Prov::Orig(a), false) = (&cur, shaped) {
+                let rest = axis.relative_to(&taken).expect("prefix");
+                self.access.shape(a.compose(&rest), self.regions);
+                shaped = true;
+            }
+            let (h, t) = cur.halves();
+            if tail {
+                spine.push((h, true));
+                cur = t;
+            } else {
+                spine.push((t, false));
+                cur = h;
+            }
+            taken = taken.child(tail);
+        }
+        spine.into_iter().rev().fold(value, |acc, (other, tail)| {
+            if tail {
+                Prov::pair(other, acc)
+            } else {
+                Prov::pair(acc, other)
+            }
+        })
+    }
+}
+
+fn axis_of(atom: &Atom) -> Option<Axis> {
+    Axis::from_atom(atom).ok()
+}
+
+impl Hook for Tracker<'_> {
+    type Tag = Prov;
+
+    fn constant(&mut self) -> Prov {
+        Prov::Fresh
+    }
+
+    fn slot(&mut self, of: &Prov, axis: &Atom) -> Prov {
+        if let Prov::Fresh = of {
+            return Prov::Fresh;
+        }
+        let axis = axis_of(axis).expect("a successful lookup has a nonzero axis");
+        let (found, entered) = Self::walk(of, &axis);
+        if let Some(target) = entered {
+            self.access.shape(target, self.regions);
+        }
+        found
+    }
+
+    fn cons(&mut self, head: Prov, tail: Prov) -> Prov {
+        Prov::pair(head, tail)
+    }
+
+    fn edit(&mut self, target: Prov, axis: &Atom, value: Prov) -> Prov {
+        let axis = axis_of(axis).expect("a successful edit has a nonzero axis");
+        self.edit_prov(target, &axis, value)
+    }
+
+    fn failed(&mut self, of: &Prov, axis: &Atom) {
+        // Axis 0 fails whatever the state holds.
+        if let Some(axis) = axis_of(axis) {
+            if let (_, Some(target)) = Self::walk(of, &axis) {
+                self.access.read(target, self.regions);
+            }
+        }
+    }
+
+    fn inspect(&mut self, _: &Noun, tag: &Prov) {
+        if !matches!(tag, Prov::Fresh) {
+            self.read_all(tag);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RegionMap;
+    use spectree_noun::nock::{nock_with, Limits};
+
+    fn n(s: &str) -> Noun {
+        s.parse().unwrap()
+    }
+
+    fn ax(v: u64) -> Axis {
+        Axis::new(v).unwrap()
+    }
+
+    /// Run `formula` on the subject `[event state]` and return (reads, shapes)
+    /// relative to the state.
+    fn trace(state: &str, formula: &str) -> (Vec<Axis>, Vec<Axis>, Prov) {
+        let regions = RegionMap::depth(2).unwrap();
+        let mut t = Tracker::new(&regions);
+        let subject = Noun::cell(Noun::atom(0), n(state));
+        let tag = Prov::pair(Prov::Fresh, Prov::Orig(Axis::ROOT));
+        let r = nock_with(subject, tag, &n(formula), &Limits::fuel(10_000), &mut t).unwrap();
+        t.access.normalize();
+        (t.access.reads().to_vec(), t.access.shapes().to_vec(), r.tag)
+    }
+
+    #[test]
+    fn navigation_is_not_a_read() {
+        // [0 1], [0 3]: the whole subject and the whole state, untouched.
+        let (reads, shapes, tag) = trace("[[1 2] 3 4]", "[0 1]");
+        assert!(reads.is_empty() && shapes.is_empty());
+        assert_eq!(tag, Prov::pair(Prov::Fresh, Prov::Orig(ax(1))));
+        let (reads, shapes, tag) = trace("[[1 2] 3 4]", "[0 3]");
+        assert!(reads.is_empty() && shapes.is_empty());
+        assert_eq!(tag, Prov::Orig(ax(1)));
+    }
+
+    #[test]
+    fn reading_axis_6_reads_axis_6_only() {
+        // State axis 6 is subject axis 14; inspecting it reads axis 6.
+        let (reads, shapes, _) = trace("[[1 2] 3 4]", "[4 0 14]");
+        assert_eq!(reads, vec![ax(6)]);
+        assert_eq!(shapes, vec![ax(6)]);
+        // Copying it without inspecting relies on its existence only.
+        let (reads, shapes, tag) = trace("[[1 2] 3 4]", "[0 14]");
+        assert!(reads.is_empty());
+        assert_eq!(shapes, vec![ax(6)]);
+        assert_eq!(tag, Prov::Orig(ax(6)));
+    }
+
+    #[test]
+    fn gate_call_reads_the_arm_not_the_state() {
+        // The state is a core [battery sample context]; the kernel takes the
+        // whole subject, edits a sample into the core and calls its arm.
+        // Subject [e [battery sample ctx]]: core at 3, battery 6, sample 14.
+        let state = "[[4 0 6] 41 [1 2] 3 4]";
+        let formula = "[7 [0 3] 9 2 10 [6 1 7] 0 1]";
+        let (reads, shapes, _) = trace(state, formula);
+        // Reads: the arm (battery, state axis 2); the arm inspects the new
+        // sample, which is fresh. Nothing else of the state.
+        assert_eq!(reads, vec![ax(2)]);
+        assert_eq!(shapes, vec![ax(6)]);
+    }
+
+    #[test]
+    fn failed_lookup_reads_the_axis_asked_for() {
+        let regions = RegionMap::depth(2).unwrap();
+        let mut t = Tracker::new(&regions);
+        let subject = Noun::cell(Noun::atom(0), n("[5 6]"));
+        let tag = Prov::pair(Prov::Fresh, Prov::Orig(Axis::ROOT));
+        let r = nock_with(subject, tag, &n("[0 12]"), &Limits::fuel(100), &mut t);
+        assert!(r.is_err());
+        assert_eq!(t.access.reads(), &[ax(4)]);
+    }
+
+    #[test]
+    fn edits_keep_the_rest_of_the_state_as_it_was() {
+        let (_, shapes, tag) = trace("[[1 2] 3 4]", "[10 [6 1 9] 0 3]");
+        assert_eq!(shapes, vec![ax(6)]);
+        let expected = Prov::pair(
+            Prov::Orig(ax(2)),
+            Prov::pair(Prov::Fresh, Prov::Orig(ax(7))),
+        );
+        assert_eq!(tag, expected);
+        // Rebuilding both halves restores identity.
+        assert_eq!(
+            Prov::pair(Prov::Orig(ax(6)), Prov::Orig(ax(7))),
+            Prov::Orig(ax(3))
+        );
+    }
+
+    #[test]
+    fn deep_pair_tags_drop_without_recursion() {
+        let mut p = Prov::Fresh;
+        for i in 0..1_000_000u64 {
+            p = Prov::pair(Prov::Orig(ax(2 + (i % 2) * 5)), p);
+        }
+        assert_eq!(p.origins().len(), 1_000_000);
+        drop(p);
+    }
+}
