@@ -70,6 +70,13 @@ impl<K: Key> AccessSet<K> {
         }
     }
 
+    /// Drop writes that lie inside other writes (the outer write's value
+    /// includes them). Region bits stay as they were: still conservative.
+    pub fn drop_enclosed_writes(&mut self) {
+        let all = self.writes.clone();
+        self.writes.retain(|w| !all.iter().any(|o| o.encloses(w)));
+    }
+
     /// Keys whose content was read.
     pub fn reads(&self) -> &[K] {
         &self.reads

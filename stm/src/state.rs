@@ -154,9 +154,10 @@ impl<'r, S: State> Tx<'r, S> {
     }
 
     /// Finish: the state as this transaction left it, what it accessed, and
-    /// its writes with their values (disjoint; a write inside an earlier one
-    /// is part of it).
+    /// its writes with their values, disjoint (a write inside another is
+    /// part of the outer one's value).
     pub fn finish(mut self) -> (S, AccessSet<S::Key>, Writes<S::Key>) {
+        self.access.drop_enclosed_writes();
         self.access.normalize();
         let writes = self
             .access
@@ -195,9 +196,20 @@ mod tests {
         assert_eq!(end.0.to_string(), "[[1 2] 5 8]");
         // 12 lies inside our own write at 3: its failure reads nothing shared.
         assert_eq!(access.reads(), &[ax(6)]);
-        assert_eq!(access.writes(), &[ax(3), ax(7)]);
-        // 7 is inside 3: graft applies 3 then 7, giving the same state.
-        assert_eq!(writes[0], (ax(3), "[5 8]".parse().unwrap()));
+        // The first write at 7 lies inside the later write at 3.
+        assert_eq!(access.writes(), &[ax(3)]);
+        assert_eq!(writes, vec![(ax(3), "[5 8]".parse().unwrap())]);
+    }
+
+    #[test]
+    fn a_write_above_earlier_writes_replaces_them() {
+        let regions = RegionMap::depth(1).unwrap();
+        let mut tx = Tx::new(NounState("[[1 2] 3 4]".parse().unwrap()), &regions);
+        tx.put(&ax(7), Noun::atom(9)).unwrap();
+        tx.put(&ax(3), Noun::atom(0)).unwrap();
+        let (end, _, writes) = tx.finish();
+        assert_eq!(end.0.to_string(), "[[1 2] 0]");
+        assert_eq!(writes, vec![(ax(3), Noun::atom(0))]);
     }
 
     #[test]
