@@ -8,7 +8,8 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 use spectree_noun::nock::{nock, Limits, NockError};
-use spectree_noun::{cue, jam, parse, Noun, ParseError};
+use spectree_noun::{cue, jam, parse, Axis, Noun, ParseError};
+use spectree_stm::{execute_nock, EventError, NounState, RegionMap};
 
 /// Exit status for a Nock crash.
 pub const EXIT_CRASH: i32 = 1;
@@ -42,6 +43,25 @@ enum Command {
         subject: String,
         /// The formula, in noun syntax (e.g. '[0 3]').
         formula: String,
+        /// Maximum number of formula evaluations.
+        #[arg(long, default_value_t = 100_000_000)]
+        fuel: u64,
+    },
+    /// Run one Nock event against a state and print what it read and wrote.
+    Trace {
+        /// The state, in noun syntax.
+        #[arg(long)]
+        state: String,
+        /// The kernel formula; it gets the subject [EVENT STATE] and must
+        /// produce [effects new-state].
+        #[arg(long)]
+        kernel: String,
+        /// The event, in noun syntax.
+        #[arg(long)]
+        event: String,
+        /// Regions: `depth:D` (every subtree at depth D) or `axes:A,B,...`.
+        #[arg(long, default_value = "depth:2")]
+        regions: String,
         /// Maximum number of formula evaluations.
         #[arg(long, default_value_t = 100_000_000)]
         fuel: u64,
@@ -123,6 +143,30 @@ fn noun_arg(what: &str, text: &str) -> Result<Noun, Failure> {
     })
 }
 
+/// Parse `depth:D` or `axes:A,B,...`.
+fn region_arg(text: &str) -> Result<RegionMap, Failure> {
+    let bad = |why: String| usage(format!("bad --regions {text:?}: {why}"));
+    let built = if let Some(d) = text.strip_prefix("depth:") {
+        let d: u64 = d
+            .parse()
+            .map_err(|_| bad("expected depth:D with D a number".into()))?;
+        RegionMap::depth(d)
+    } else if let Some(list) = text.strip_prefix("axes:") {
+        let mut roots = Vec::new();
+        for part in list.split(',') {
+            let axis = match parse(part.trim()) {
+                Ok(Noun::Atom(a)) => Axis::from_atom(&a).map_err(|e| bad(e.to_string()))?,
+                _ => return Err(bad(format!("{part:?} is not an axis"))),
+            };
+            roots.push(axis);
+        }
+        RegionMap::axes(roots)
+    } else {
+        return Err(bad("expected depth:D or axes:A,B,...".into()));
+    };
+    built.map_err(|e| bad(e.to_string()))
+}
+
 fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
     let io = |e: std::io::Error| Failure {
         code: 1,
@@ -167,6 +211,62 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
                 Err(e @ NockError::Cancelled { .. }) => Err(Failure {
                     code: EXIT_CRASH,
                     message: format!("nock {e}"),
+                }),
+            }
+        }
+        Command::Trace {
+            state,
+            kernel,
+            event,
+            regions,
+            fuel,
+        } => {
+            let state = noun_arg("--state", &state)?;
+            let kernel = noun_arg("--kernel", &kernel)?;
+            let event = noun_arg("--event", &event)?;
+            let regions = region_arg(&regions)?;
+            let run = execute_nock(
+                &kernel,
+                &event,
+                &NounState(state),
+                &regions,
+                &Limits::fuel(fuel),
+            );
+            let axes = |v: &[Axis]| {
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let bits = |b: &bitvec::vec::BitVec| {
+                b.iter_ones()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let a = &run.access;
+            let mut text = match &run.outcome {
+                Ok(effects) => format!("product: {effects}\n"),
+                Err(e) => format!("error: {e}\n"),
+            };
+            text.push_str(&format!(
+                "reads: {}\nshapes: {}\nwrites: {}\nregions-read: {}\nregions-written: {}\n",
+                axes(a.reads()),
+                axes(a.shapes()),
+                axes(a.writes()),
+                bits(a.read_regions()),
+                bits(a.write_regions()),
+            ));
+            write!(out, "{text}").map_err(io)?;
+            match run.outcome {
+                Ok(_) => Ok(()),
+                Err(EventError::Nock(NockError::OutOfFuel { spent })) => Err(Failure {
+                    code: EXIT_FUEL,
+                    message: format!("out of fuel after {spent} steps (raise --fuel)"),
+                }),
+                Err(e) => Err(Failure {
+                    code: EXIT_CRASH,
+                    message: format!("event failed: {e}"),
                 }),
             }
         }

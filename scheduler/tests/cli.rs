@@ -97,3 +97,93 @@ fn run_is_the_default_command() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("spectree run"));
 }
+
+#[test]
+fn trace_prints_reads_writes_and_regions() {
+    // Effects: state axis 6. New state: axis 7 := copy of axis 5.
+    let o = spectree(&[
+        "trace",
+        "--state",
+        "[[1 2] 3 4]",
+        "--kernel",
+        "[[0 14] 10 [7 0 13] 0 3]",
+        "--event",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("no {key} line in {text}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(line("product"), "3");
+    assert_eq!(line("reads"), "5 6");
+    assert_eq!(line("writes"), "7");
+    assert_eq!(line("regions-written"), "3");
+
+    // The gate-call pattern reads the arm only; explicit regions.
+    let o = spectree(&[
+        "trace",
+        "--state",
+        "[[4 0 6] 41 [1 2] 3 4]",
+        "--kernel",
+        "[[7 [0 3] 9 2 10 [6 1 7] 0 1] 0 3]",
+        "--event",
+        "0",
+        "--regions",
+        "axes:2,6,7",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("product: 8\n"), "{text}");
+    assert!(text.contains("reads: 2\n"), "{text}");
+    assert!(text.contains("writes: \n"), "{text}");
+    assert!(text.contains("regions-read: 0 1\n"), "{text}");
+}
+
+#[test]
+fn trace_errors() {
+    // A crashing kernel still reports what it read; exit 1.
+    let o = spectree(&[
+        "trace", "--state", "[1 2]", "--kernel", "[0 28]", "--event", "0",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("reads: 12"), "{}", stdout(&o));
+    // Out of fuel: exit 3.
+    let forever = "[2 [0 1] [0 1]]";
+    let o = spectree(&[
+        "trace",
+        "--state",
+        "0",
+        "--kernel",
+        &format!("[7 [1 {forever}] {forever}]"),
+        "--event",
+        "0",
+        "--fuel",
+        "100",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    // Bad regions and bad nouns: exit 2.
+    for regions in ["depth:x", "depth:40", "axes:2,4", "axes:0", "stripes:3"] {
+        let o = spectree(&[
+            "trace",
+            "--state",
+            "0",
+            "--kernel",
+            "[0 1]",
+            "--event",
+            "0",
+            "--regions",
+            regions,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{regions}");
+    }
+    let o = spectree(&[
+        "trace", "--state", "[0", "--kernel", "[0 1]", "--event", "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--state"));
+}

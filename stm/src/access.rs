@@ -51,7 +51,7 @@ impl<K: Key> AccessSet<K> {
 
     /// Record that the existence of `key` was relied on.
     pub fn shape(&mut self, key: K, regions: &dyn Regions<K>) {
-        regions.mark(&key, &mut self.read_bits);
+        regions.mark_shape(&key, &mut self.read_bits);
         self.shapes.push(key);
     }
 

@@ -24,6 +24,13 @@ pub trait Regions<K: Key>: Send + Sync {
     fn count(&self) -> usize;
     /// Set the bit of every region `key` may touch.
     fn mark(&self, key: &K, bits: &mut BitVec);
+
+    /// Set bits for a reliance on `key`'s *existence*: enough bits that
+    /// every write at a key enclosing it (see [`Key::encloses`]) marks one of
+    /// them. By default the same as [`mark`](Self::mark).
+    fn mark_shape(&self, key: &K, bits: &mut BitVec) {
+        self.mark(key, bits);
+    }
 }
 
 /// Why a region map could not be built.
@@ -130,6 +137,14 @@ impl Regions<Axis> for RegionMap {
         }
     }
 
+    /// A write enclosing an axis inside a region marks that region; a write
+    /// enclosing an axis outside every region is itself outside every region
+    /// and marks the outside region.
+    fn mark_shape(&self, axis: &Axis, bits: &mut BitVec) {
+        let i = self.containing(axis).unwrap_or(self.outside());
+        bits.set(i, true);
+    }
+
     fn mark(&self, axis: &Axis, bits: &mut BitVec) {
         let outside = self.outside();
         match &self.kind {
@@ -166,6 +181,31 @@ impl Regions<Axis> for RegionMap {
                     }
                 }
                 bits.set(outside, true);
+            }
+        }
+    }
+}
+
+impl RegionMap {
+    /// The region `axis` lies inside, if any.
+    fn containing(&self, axis: &Axis) -> Option<usize> {
+        match &self.kind {
+            Kind::Depth(d) => {
+                let depth = axis.depth();
+                (depth >= *d).then(|| {
+                    let root = axis.ancestor(depth - d).expect("depth >= d");
+                    (root.as_u64().expect("depth <= 16") - (1u64 << d)) as usize
+                })
+            }
+            Kind::List { index, .. } => {
+                let mut cur = Some(axis.clone());
+                while let Some(a) = cur {
+                    if let Some(&i) = index.get(&a) {
+                        return Some(i);
+                    }
+                    cur = a.parent();
+                }
+                None
             }
         }
     }
@@ -209,6 +249,24 @@ mod tests {
         assert_eq!(marked(&r, 29), vec![3]); // below: 29 -> 14 -> 7
         assert_eq!(marked(&r, 3), vec![2, 3, 4]); // above two roots
         assert_eq!(marked(&r, 1), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn shapes_mark_their_region_or_the_outside() {
+        let r = RegionMap::depth(2).unwrap();
+        let shape = |a: u64| {
+            let mut bits = bitvec![0; r.count()];
+            r.mark_shape(&ax(a), &mut bits);
+            bits.iter_ones().collect::<Vec<_>>()
+        };
+        assert_eq!(shape(13), vec![2]);
+        assert_eq!(shape(3), vec![4]);
+        // Every write enclosing them marks that bit too.
+        for (t, w) in [(13u64, 6u64), (13, 3), (13, 1), (3, 1), (6, 3)] {
+            let mut bits = bitvec![0; r.count()];
+            r.mark(&ax(w), &mut bits);
+            assert!(shape(t).iter().all(|&i| bits[i]), "shape {t}, write {w}");
+        }
     }
 
     #[test]
