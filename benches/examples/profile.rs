@@ -26,6 +26,27 @@ fn main() {
             let product = nock(Noun::atom(n), &decrement_formula(), &Limits::default());
             assert_eq!(product, Ok(Noun::atom(n - 1)));
         }
+        "tracked" | "untracked" => {
+            let kernel: Noun = format!("[[7 [0 2] {}] 0 3]", spectree_benches::DECREMENT)
+                .parse()
+                .unwrap();
+            let state = spectree_stm::NounState(balanced_tree(1 << 10));
+            if what == "tracked" {
+                let regions = spectree_stm::RegionMap::depth(4).unwrap();
+                let run = spectree_stm::execute_nock(
+                    &kernel,
+                    &Noun::atom(n),
+                    &state,
+                    &regions,
+                    &Limits::default(),
+                );
+                assert_eq!(run.outcome, Ok(Noun::atom(n - 1)));
+            } else {
+                let subject = Noun::cell(Noun::atom(n), state.0.clone());
+                let product = nock(subject, &kernel, &Limits::default()).unwrap();
+                assert!(product.is_cell());
+            }
+        }
         "jam" | "cue" | "mug" => {
             let tree = balanced_tree(1 << n);
             let built = Instant::now();

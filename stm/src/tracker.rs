@@ -65,17 +65,22 @@ impl Drop for PairProv {
 
 impl Prov {
     /// The provenance of the cell `[head tail]`.
+    #[inline]
     pub fn pair(head: Prov, tail: Prov) -> Prov {
-        match (&head, &tail) {
-            (Prov::Fresh, Prov::Fresh) => return Prov::Fresh,
-            (Prov::Orig(h), Prov::Orig(t)) => {
-                if let Some(p) = h.parent() {
-                    if p.head() == *h && p.tail() == *t {
-                        return Prov::Orig(p);
-                    }
+        if let (Prov::Fresh, Prov::Fresh) = (&head, &tail) {
+            return Prov::Fresh;
+        }
+        Self::pair_slow(head, tail)
+    }
+
+    #[inline(never)]
+    fn pair_slow(head: Prov, tail: Prov) -> Prov {
+        if let (Prov::Orig(h), Prov::Orig(t)) = (&head, &tail) {
+            if let Some(p) = h.parent() {
+                if p.head() == *h && p.tail() == *t {
+                    return Prov::Orig(p);
                 }
             }
-            _ => {}
         }
         Prov::Pair(Arc::new(PairProv(head, tail)))
     }
@@ -190,17 +195,9 @@ fn axis_of(atom: &Atom) -> Option<Axis> {
     Axis::from_atom(atom).ok()
 }
 
-impl Hook for Tracker<'_> {
-    type Tag = Prov;
-
-    fn constant(&mut self) -> Prov {
-        Prov::Fresh
-    }
-
-    fn slot(&mut self, of: &Prov, axis: &Atom) -> Prov {
-        if let Prov::Fresh = of {
-            return Prov::Fresh;
-        }
+impl Tracker<'_> {
+    #[inline(never)]
+    fn slot_slow(&mut self, of: &Prov, axis: &Atom) -> Prov {
         let axis = axis_of(axis).expect("a successful lookup has a nonzero axis");
         let (found, entered) = Self::walk(of, &axis);
         if let Some(target) = entered {
@@ -209,15 +206,45 @@ impl Hook for Tracker<'_> {
         found
     }
 
+    #[inline(never)]
+    fn edit_slow(&mut self, target: Prov, axis: &Atom, value: Prov) -> Prov {
+        let axis = axis_of(axis).expect("a successful edit has a nonzero axis");
+        self.edit_prov(target, &axis, value)
+    }
+}
+
+// Every method starts with an inlined check for `Fresh`, the only tag code
+// that does not touch the state ever sees, so tracking costs little there.
+impl Hook for Tracker<'_> {
+    type Tag = Prov;
+
+    #[inline(always)]
+    fn constant(&mut self) -> Prov {
+        Prov::Fresh
+    }
+
+    #[inline(always)]
+    fn slot(&mut self, of: &Prov, axis: &Atom) -> Prov {
+        match of {
+            Prov::Fresh => Prov::Fresh,
+            _ => self.slot_slow(of, axis),
+        }
+    }
+
+    #[inline(always)]
     fn cons(&mut self, head: Prov, tail: Prov) -> Prov {
         Prov::pair(head, tail)
     }
 
+    #[inline(always)]
     fn edit(&mut self, target: Prov, axis: &Atom, value: Prov) -> Prov {
-        let axis = axis_of(axis).expect("a successful edit has a nonzero axis");
-        self.edit_prov(target, &axis, value)
+        match (&target, &value) {
+            (Prov::Fresh, Prov::Fresh) => Prov::Fresh,
+            _ => self.edit_slow(target, axis, value),
+        }
     }
 
+    #[inline(never)]
     fn failed(&mut self, of: &Prov, axis: &Atom) {
         // Axis 0 fails whatever the state holds.
         if let Some(axis) = axis_of(axis) {
@@ -227,6 +254,7 @@ impl Hook for Tracker<'_> {
         }
     }
 
+    #[inline(always)]
     fn inspect(&mut self, _: &Noun, tag: &Prov) {
         if !matches!(tag, Prov::Fresh) {
             self.read_all(tag);

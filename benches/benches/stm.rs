@@ -1,0 +1,72 @@
+//! Access-tracking microbenchmarks: tracked against untracked Nock on the
+//! decrement loop, and write extraction and graft on a 10^6-leaf state.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use spectree_benches::{balanced_tree, DECREMENT};
+use spectree_noun::nock::{nock, Limits};
+use spectree_noun::{Axis, Noun};
+use spectree_stm::{execute_nock, graft, NounState, RegionMap};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Kernel: decrement the event, keep the state: `[[7 [0 2] DEC] 0 3]`.
+fn decrement_kernel() -> Noun {
+    format!("[[7 [0 2] {DECREMENT}] 0 3]").parse().unwrap()
+}
+
+fn tracking_overhead(c: &mut Criterion) {
+    let kernel = decrement_kernel();
+    let state = NounState(balanced_tree(1 << 10));
+    let regions = RegionMap::depth(4).unwrap();
+    let event = Noun::atom(100_000);
+    let mut g = c.benchmark_group("stm");
+    g.sample_size(20);
+    g.bench_function("decrement_1e5_untracked", |b| {
+        b.iter(|| {
+            let subject = Noun::cell(event.clone(), state.0.clone());
+            nock(subject, &kernel, &Limits::default()).unwrap()
+        })
+    });
+    g.bench_function("decrement_1e5_tracked", |b| {
+        b.iter(|| execute_nock(&kernel, &event, &state, &regions, &Limits::default()))
+    });
+    g.finish();
+}
+
+/// A kernel that writes the event at each of `leaves` (state axes).
+fn editing_kernel(leaves: &[Axis]) -> Noun {
+    let edits = leaves.iter().fold("[0 3]".to_string(), |acc, a| {
+        format!("[10 [{a} 0 2] {acc}]")
+    });
+    format!("[[1 0] {edits}]").parse().unwrap()
+}
+
+fn diff_and_graft(c: &mut Criterion) {
+    // 2^20 leaves (1,048,576), all at depth 20.
+    let state = NounState(balanced_tree(1 << 20));
+    let regions = RegionMap::depth(8).unwrap();
+    let mut g = c.benchmark_group("stm");
+    g.sample_size(20);
+    for changed in [1u64, 100] {
+        // Spread the changed leaves over the tree.
+        let leaves: Vec<Axis> = (0..changed)
+            .map(|i| Axis::new((1 << 20) + i * ((1 << 20) / changed)).unwrap())
+            .collect();
+        let kernel = editing_kernel(&leaves);
+        let event = Noun::atom(7);
+        g.bench_function(
+            format!("execute_and_extract_1e6_leaves_{changed}_changed"),
+            |b| b.iter(|| execute_nock(&kernel, &event, &state, &regions, &Limits::default())),
+        );
+        let run = execute_nock(&kernel, &event, &state, &regions, &Limits::default());
+        assert_eq!(run.writes.len() as u64, changed);
+        g.bench_function(format!("graft_1e6_leaves_{changed}_changed"), |b| {
+            b.iter(|| graft(&state, &run.writes).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, tracking_overhead, diff_and_graft);
+criterion_main!(benches);
