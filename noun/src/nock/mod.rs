@@ -215,22 +215,22 @@ pub fn nock_with<H: Hook>(
     limits: &Limits,
     hook: &mut H,
 ) -> Result<Traced<H::Tag>, NockError> {
-    let arena = typed_arena::Arena::new();
-    machine::Machine::new(&arena, limits, hook, machine::MAX_DEPTH).run(subject, tag, formula)
+    run_with_depth(subject, tag, formula, limits, hook, machine::MAX_DEPTH)
 }
 
-/// [`nock_with`] on the explicit-stack machine alone (no native-recursive
-/// fast path), for differential tests of the two paths.
-#[cfg(test)]
-fn nock_machine_only<H: Hook>(
+/// [`nock_with`] with the fast path's native recursion limited to
+/// `max_depth` (0: the explicit-stack machine alone, which the differential
+/// tests compare against).
+fn run_with_depth<H: Hook>(
     subject: Noun,
     tag: H::Tag,
     formula: &Noun,
     limits: &Limits,
     hook: &mut H,
+    max_depth: u32,
 ) -> Result<Traced<H::Tag>, NockError> {
     let arena = typed_arena::Arena::new();
-    machine::Machine::new(&arena, limits, hook, 0).run(subject, tag, formula)
+    machine::Machine::new(&arena, limits, hook, max_depth).run(subject, tag, formula)
 }
 
 #[cfg(test)]

@@ -419,7 +419,7 @@ fn fast_path_and_machine_agree() {
             let limits = Limits::fuel(budget);
             let (mut r1, mut r2) = (HashRecorder::default(), HashRecorder::default());
             let a = nock_with(s.clone(), 5, &f, &limits, &mut r1);
-            let b = nock_machine_only(s.clone(), 5, &f, &limits, &mut r2);
+            let b = run_with_depth(s.clone(), 5, &f, &limits, &mut r2, 0);
             let summary = |r: &Result<Traced<u64>, NockError>| match r {
                 Ok(t) => Ok((t.product.clone(), t.tag, t.steps)),
                 Err(e) => Err(e.clone()),
