@@ -41,4 +41,4 @@ pub use axis::{edit, slot, slot_u64, Axis, AxisError};
 pub use mug::murmur3_32;
 pub use noun::{Cell, Noun};
 pub use serial::{cue, cue_bytes, jam, jam_bytes, CueError};
-pub use text::{parse, ParseError};
+pub use text::{parse, to_text_within, ParseError};

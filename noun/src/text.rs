@@ -264,6 +264,39 @@ fn parse_cord(bytes: &[u8], start: usize) -> Result<(Atom, usize), ParseError> {
     }
 }
 
+/// The canonical text of `noun`, or `None` if it would be longer than
+/// `limit` bytes. Nouns that share subtrees can be exponentially larger as
+/// text than in memory (`cue` of 200 bytes can describe 2^100 leaves); this
+/// stops as soon as the limit is passed.
+///
+/// ```
+/// use spectree_noun::{to_text_within, Noun};
+/// let doubled = (0..100).fold(Noun::ONE, |n, _| Noun::cell(n.clone(), n));
+/// assert_eq!(to_text_within(&doubled, 1 << 20), None);
+/// assert_eq!(to_text_within(&Noun::atom(42), 10).as_deref(), Some("42"));
+/// ```
+pub fn to_text_within(noun: &Noun, limit: usize) -> Option<String> {
+    struct Bounded {
+        text: String,
+        limit: usize,
+    }
+    impl fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            if self.text.len() + s.len() > self.limit {
+                return Err(fmt::Error);
+            }
+            self.text.push_str(s);
+            Ok(())
+        }
+    }
+    let mut out = Bounded {
+        text: String::new(),
+        limit,
+    };
+    fmt::write(&mut out, format_args!("{noun}")).ok()?;
+    Some(out.text)
+}
+
 impl fmt::Display for Noun {
     /// Canonical text: cells flattened to the right, atoms in plain decimal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

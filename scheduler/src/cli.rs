@@ -8,7 +8,7 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 use spectree_noun::nock::{nock, Limits, NockError};
-use spectree_noun::{cue, jam, parse, Axis, Noun, ParseError};
+use spectree_noun::{cue, jam, parse, to_text_within, Axis, Noun, ParseError};
 use spectree_stm::{execute_nock, EventError, NounState, RegionMap};
 
 /// Exit status for a Nock crash.
@@ -143,6 +143,22 @@ fn noun_arg(what: &str, text: &str) -> Result<Noun, Failure> {
     })
 }
 
+/// Largest noun text the tool prints (a noun that shares subtrees can be
+/// exponentially larger as text than in memory).
+pub const MAX_TEXT: usize = 64 << 20;
+
+/// The canonical text of `noun`, or a failure naming its size problem.
+fn text_of(what: &str, noun: &Noun) -> Result<String, Failure> {
+    to_text_within(noun, MAX_TEXT).ok_or_else(|| Failure {
+        code: EXIT_CRASH,
+        message: format!(
+            "the {what} is too large to print (over {} MiB as text; it shares subtrees); its mug is 0x{:x}",
+            MAX_TEXT >> 20,
+            noun.mug()
+        ),
+    })
+}
+
 /// Parse `depth:D` or `axes:A,B,...`.
 fn region_arg(text: &str) -> Result<RegionMap, Failure> {
     let bad = |why: String| usage(format!("bad --regions {text:?}: {why}"));
@@ -184,7 +200,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
                     return Err(usage("cannot cue ATOM: it is a cell, not an atom".into()));
                 };
                 let decoded = cue(&a).map_err(|e| usage(format!("cannot cue ATOM: {e}")))?;
-                writeln!(out, "{decoded}").map_err(io)
+                writeln!(out, "{}", text_of("decoded noun", &decoded)?).map_err(io)
             }
             NounOp::Mug { noun } => {
                 let n = noun_arg("NOUN", &noun)?;
@@ -199,7 +215,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             let s = noun_arg("SUBJECT", &subject)?;
             let f = noun_arg("FORMULA", &formula)?;
             match nock(s, &f, &Limits::fuel(fuel)) {
-                Ok(product) => writeln!(out, "{product}").map_err(io),
+                Ok(product) => writeln!(out, "{}", text_of("product", &product)?).map_err(io),
                 Err(NockError::OutOfFuel { spent }) => Err(Failure {
                     code: EXIT_FUEL,
                     message: format!("out of fuel after {spent} steps (raise --fuel)"),
@@ -246,7 +262,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             };
             let a = &run.access;
             let mut text = match &run.outcome {
-                Ok(effects) => format!("product: {effects}\n"),
+                Ok(effects) => format!("product: {}\n", text_of("product", effects)?),
                 Err(e) => format!("error: {e}\n"),
             };
             text.push_str(&format!(

@@ -92,6 +92,18 @@ fn deep_input_on_the_command_line() {
 }
 
 #[test]
+fn exponentially_large_products_are_refused_not_printed() {
+    // Each [7 f [0 1] 0 1] doubles the product: 2^100 leaves.
+    let mut f = String::from("[1 0]");
+    for _ in 0..100 {
+        f = format!("[7 {f} [0 1] 0 1]");
+    }
+    let o = spectree(&["nock", "0", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("too large to print"), "{}", stderr(&o));
+}
+
+#[test]
 fn run_is_the_default_command() {
     let o = spectree(&[]);
     assert!(o.status.success());
