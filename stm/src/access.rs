@@ -103,7 +103,15 @@ impl<K: Key> AccessSet<K> {
     }
 
     /// Whether `committed`'s writes invalidate this set's reads or shapes.
+    ///
+    /// # Panics
+    /// If the two sets were built for region maps of different sizes.
     pub fn conflicts_with(&self, committed: &AccessSet<K>) -> bool {
+        assert_eq!(
+            self.read_bits.len(),
+            committed.write_bits.len(),
+            "access sets from different region maps"
+        );
         let hint = self
             .read_bits
             .iter_ones()

@@ -152,10 +152,15 @@ fn extract_writes(
     // (position, new subtree, its provenance, old subtree if it exists)
     let mut stack: Vec<(Axis, &Noun, Prov, Option<&Noun>)> =
         vec![(Axis::ROOT, new, tag, Some(old))];
+    // A pair node met again (the new state shares a subtree) is written
+    // whole at its second position: descending again could take time
+    // exponential in the state's size.
+    let mut seen = crate::tracker::Seen::default();
     while let Some((at, value, prov, before)) = stack.pop() {
+        let again = seen.revisit(&prov);
         match prov {
             Prov::Orig(ref a) if *a == at => {}
-            Prov::Pair(ref p) if before.is_some_and(Noun::is_cell) => {
+            Prov::Pair(ref p) if !again && before.is_some_and(Noun::is_cell) => {
                 let (Noun::Cell(v), Some(Noun::Cell(b))) = (value, before) else {
                     unreachable!("a pair's value is a cell, and `before` was checked");
                 };
@@ -277,6 +282,18 @@ mod tests {
         let e = run("[0 14]", "0", "[1 2]");
         assert!(matches!(e.outcome, Err(EventError::Nock(_))));
         assert!(e.writes.is_empty());
+    }
+
+    #[test]
+    fn a_new_state_sharing_subtrees_is_extracted_in_linear_time() {
+        // The new state doubles a built pair 30 times: 2^30 leaves, 31 nodes.
+        let mut f = "[[1 5] 0 6]".to_string();
+        for _ in 0..30 {
+            f = format!("[7 {f} [0 1] 0 1]");
+        }
+        let e = run(&format!("[[1 0] {f}]"), "0", "[[1 2] 3 4]");
+        assert!(e.outcome.is_ok());
+        assert!(e.writes.len() < 100, "{} writes", e.writes.len());
     }
 
     #[test]

@@ -42,8 +42,9 @@ impl Key for MapKey {
     }
 }
 
-/// A key of a [`MapState`](crate::MapState): any noun, ordered by its
-/// canonical text for stable, readable output.
+/// A key of a [`MapState`](crate::MapState): any noun, ordered by mug and
+/// then by its jam (linear in its size even when it shares subtrees), so the
+/// order is total and the same in every process.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct MapKey(pub Noun);
 
@@ -58,6 +59,8 @@ impl Ord for MapKey {
         if self.0 == other.0 {
             return std::cmp::Ordering::Equal;
         }
-        (self.0.mug(), self.0.to_string()).cmp(&(other.0.mug(), other.0.to_string()))
+        self.0.mug().cmp(&other.0.mug()).then_with(|| {
+            spectree_noun::jam_bytes(&self.0).cmp(&spectree_noun::jam_bytes(&other.0))
+        })
     }
 }

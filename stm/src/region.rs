@@ -69,6 +69,8 @@ enum Kind {
     List {
         roots: Vec<Axis>,
         index: HashMap<Axis, usize>,
+        /// The distinct depths of the roots, ascending.
+        depths: Vec<u64>,
     },
 }
 
@@ -108,8 +110,15 @@ impl RegionMap {
                 }
             }
         }
+        let mut depths: Vec<u64> = roots.iter().map(Axis::depth).collect();
+        depths.sort_unstable();
+        depths.dedup();
         Ok(RegionMap {
-            kind: Kind::List { roots, index },
+            kind: Kind::List {
+                roots,
+                index,
+                depths,
+            },
         })
     }
 
@@ -164,15 +173,11 @@ impl Regions<Axis> for RegionMap {
                     bits.set(outside, true);
                 }
             }
-            Kind::List { roots, index } => {
+            Kind::List { roots, .. } => {
                 // Inside a root: the root is an ancestor-or-self.
-                let mut cur = Some(axis.clone());
-                while let Some(a) = cur {
-                    if let Some(&i) = index.get(&a) {
-                        bits.set(i, true);
-                        return;
-                    }
-                    cur = a.parent();
+                if let Some(i) = self.containing(axis) {
+                    bits.set(i, true);
+                    return;
                 }
                 // Above some roots, or beside all of them.
                 for (i, r) in roots.iter().enumerate() {
@@ -197,15 +202,14 @@ impl RegionMap {
                     (root.as_u64().expect("depth <= 16") - (1u64 << d)) as usize
                 })
             }
-            Kind::List { index, .. } => {
-                let mut cur = Some(axis.clone());
-                while let Some(a) = cur {
-                    if let Some(&i) = index.get(&a) {
-                        return Some(i);
-                    }
-                    cur = a.parent();
-                }
-                None
+            Kind::List { index, depths, .. } => {
+                // One lookup per distinct root depth, not one per ancestor.
+                let depth = axis.depth();
+                depths
+                    .iter()
+                    .take_while(|&&d| d <= depth)
+                    .find_map(|&d| index.get(&axis.ancestor(depth - d).expect("d <= depth")))
+                    .copied()
             }
         }
     }
@@ -267,6 +271,21 @@ mod tests {
             r.mark(&ax(w), &mut bits);
             assert!(shape(t).iter().all(|&i| bits[i]), "shape {t}, write {w}");
         }
+    }
+
+    #[test]
+    fn huge_axes_are_placed_in_linear_time() {
+        use spectree_noun::Atom;
+        let r = RegionMap::axes(vec![ax(4), ax(6), ax(15)]).unwrap();
+        // 3 * 2^300000: inside region 6 (axis 6 = 3 * 2), 300,001 levels down.
+        let big = num_bigint::BigUint::from(3u8) << 300_000u32;
+        let axis = Axis::from_atom(&Atom::from_biguint(big)).unwrap();
+        let start = std::time::Instant::now();
+        let mut bits = bitvec![0; r.count()];
+        r.mark(&axis, &mut bits);
+        r.mark_shape(&axis, &mut bits);
+        assert_eq!(bits.iter_ones().collect::<Vec<_>>(), vec![1]);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

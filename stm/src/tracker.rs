@@ -20,6 +20,8 @@
 //! whole subject with `[0 1]`, editing a sample into it and calling an arm
 //! reads the arm, not the state.
 
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use spectree_noun::nock::Hook;
@@ -94,21 +96,67 @@ impl Prov {
         }
     }
 
-    /// Every state axis this provenance takes a value from.
+    /// Every state axis this provenance takes a value from, each once.
+    /// Shared pair nodes are visited once, so a tag built by repeated
+    /// doubling costs its size in memory, not its size as a tree.
     pub fn origins(&self) -> Vec<Axis> {
         let mut out = Vec::new();
+        let mut seen = Seen::default();
+        self.visit(&mut seen, &mut |a| out.push(a.clone()));
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Call `found` for each `Orig` reachable from this tag through pair
+    /// nodes not in `seen` (and add those nodes to `seen`).
+    fn visit(&self, seen: &mut Seen, found: &mut dyn FnMut(&Axis)) {
         let mut stack = vec![self];
         while let Some(p) = stack.pop() {
             match p {
                 Prov::Fresh => {}
-                Prov::Orig(a) => out.push(a.clone()),
+                Prov::Orig(a) => found(a),
                 Prov::Pair(pair) => {
-                    stack.push(&pair.1);
-                    stack.push(&pair.0);
+                    if seen.0.insert(PairRef(pair.clone())) {
+                        stack.push(&pair.1);
+                        stack.push(&pair.0);
+                    }
                 }
             }
         }
-        out
+    }
+}
+
+/// A pair node keyed by identity. Holding the `Arc` keeps the address from
+/// being reused by another node while it is a key.
+#[derive(Clone)]
+struct PairRef(Arc<PairProv>);
+
+impl PartialEq for PairRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PairRef {}
+
+impl Hash for PairRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state);
+    }
+}
+
+/// Pair nodes already visited.
+#[derive(Default)]
+pub(crate) struct Seen(HashSet<PairRef>);
+
+impl Seen {
+    /// Whether `p` is a pair node visited before (and mark it visited).
+    pub(crate) fn revisit(&mut self, p: &Prov) -> bool {
+        match p {
+            Prov::Pair(pair) => !self.0.insert(PairRef(pair.clone())),
+            _ => false,
+        }
     }
 }
 
@@ -118,6 +166,10 @@ pub struct Tracker<'r> {
     regions: &'r dyn Regions<Axis>,
     /// What the computation has read so far.
     pub access: AccessSet<Axis>,
+    /// Pair nodes whose origins are already read.
+    read_pairs: Seen,
+    /// Axes already read.
+    read_axes: HashSet<Axis>,
 }
 
 impl<'r> Tracker<'r> {
@@ -126,14 +178,21 @@ impl<'r> Tracker<'r> {
         Tracker {
             regions,
             access: AccessSet::new(regions),
+            read_pairs: Seen::default(),
+            read_axes: HashSet::new(),
         }
     }
 
-    /// Record reads of every state axis `tag` takes a value from.
+    /// Record reads of every state axis `tag` takes a value from. Each
+    /// pair node and each axis is handled once per run, however often it is
+    /// inspected, so the cost is bounded by the size of what was built.
     pub fn read_all(&mut self, tag: &Prov) {
-        for a in tag.origins() {
-            self.access.read(a, self.regions);
-        }
+        let (access, regions, axes) = (&mut self.access, self.regions, &mut self.read_axes);
+        tag.visit(&mut self.read_pairs, &mut |a| {
+            if axes.insert(a.clone()) {
+                access.read(a.clone(), regions);
+            }
+        });
     }
 
     /// Follow `axis` into a value tagged `of`: the provenance found there,
@@ -260,6 +319,21 @@ impl Hook for Tracker<'_> {
             self.read_all(tag);
         }
     }
+
+    /// Nock 3 depends on cell-ness only: a built cell is a cell whatever
+    /// the state holds; a state cell stays a cell unless something at or
+    /// above it is written (a shape of its head); a state atom stays an
+    /// atom unless it is written.
+    #[inline(always)]
+    fn inspect_cell(&mut self, noun: &Noun, tag: &Prov) {
+        if let Prov::Orig(a) = tag {
+            if noun.is_cell() {
+                self.access.shape(a.head(), self.regions);
+            } else {
+                self.access.read(a.clone(), self.regions);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -354,12 +428,36 @@ mod tests {
     }
 
     #[test]
+    fn is_cell_relies_on_cell_ness_only() {
+        // ?@ on state axis 3 (a cell): only its existence as a cell.
+        let (reads, shapes, _) = trace("[[1 2] 3 4]", "[3 0 7]");
+        assert!(reads.is_empty());
+        assert_eq!(shapes, vec![ax(3), ax(6)]);
+        // ?@ on state axis 6 (an atom): its content.
+        let (reads, _, _) = trace("[[1 2] 3 4]", "[3 0 14]");
+        assert_eq!(reads, vec![ax(6)]);
+    }
+
+    #[test]
+    fn doubling_tags_are_read_in_linear_time() {
+        // [[0 3] 0 3] then 40 doublings, then run the result as a formula
+        // test (inspect): 2^40 paths, 40 nodes.
+        let mut f = "[[0 3] 0 3]".to_string();
+        for _ in 0..40 {
+            f = format!("[7 {f} [0 1] 0 1]");
+        }
+        let formula = format!("[3 [5 {f} [1 0]]]");
+        let (reads, _, _) = trace("[1 2]", &formula);
+        assert_eq!(reads, vec![ax(1)]);
+    }
+
+    #[test]
     fn deep_pair_tags_drop_without_recursion() {
         let mut p = Prov::Fresh;
         for i in 0..1_000_000u64 {
             p = Prov::pair(Prov::Orig(ax(2 + (i % 2) * 5)), p);
         }
-        assert_eq!(p.origins().len(), 1_000_000);
+        assert_eq!(p.origins(), vec![ax(2), ax(7)]);
         drop(p);
     }
 }

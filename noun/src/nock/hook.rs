@@ -55,6 +55,13 @@ pub trait Hook {
 
     /// The content of `noun`, tagged `tag`, decides the computation.
     fn inspect(&mut self, noun: &Noun, tag: &Self::Tag);
+
+    /// Only whether `noun` is a cell decides the computation (Nock 3). A
+    /// tracker can record less than for [`inspect`](Self::inspect): that a
+    /// cell still exists, or that an atom is still there.
+    fn inspect_cell(&mut self, noun: &Noun, tag: &Self::Tag) {
+        self.inspect(noun, tag);
+    }
 }
 
 /// The hook that observes nothing; used by [`nock`](crate::nock::nock).
@@ -75,4 +82,6 @@ impl Hook for NoHook {
     fn failed(&mut self, _: &(), _: &Atom) {}
     #[inline(always)]
     fn inspect(&mut self, _: &Noun, _: &()) {}
+    #[inline(always)]
+    fn inspect_cell(&mut self, _: &Noun, _: &()) {}
 }

@@ -368,7 +368,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
 
     #[inline(always)]
     fn is_cell(&mut self, value: (Noun, H::Tag)) -> (Noun, H::Tag) {
-        self.hook.inspect(&value.0, &value.1);
+        self.hook.inspect_cell(&value.0, &value.1);
         (loobean(value.0.is_cell()), self.hook.constant())
     }
 
