@@ -70,6 +70,13 @@ impl<K: Key> AccessSet<K> {
         }
     }
 
+    /// Forget every write (an execution that failed writes nothing). Region
+    /// bits are cleared too.
+    pub fn clear_writes(&mut self) {
+        self.writes.clear();
+        self.write_bits.fill(false);
+    }
+
     /// Drop writes that lie inside other writes (the outer write's value
     /// includes them). Region bits stay as they were: still conservative.
     pub fn drop_enclosed_writes(&mut self) {

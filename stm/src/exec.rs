@@ -204,8 +204,13 @@ pub fn execute_rust<S: State>(
         Ok(r) => r,
         Err(payload) => Err(EventError::Panicked(panic_message(&*payload))),
     };
-    let (_, access, writes) = tx.finish();
-    let writes = if outcome.is_ok() { writes } else { Vec::new() };
+    let (_, mut access, mut writes) = tx.finish();
+    if outcome.is_err() {
+        // A failed event leaves the state unchanged: no writes, so no
+        // later event conflicts with what it tried to write.
+        access.clear_writes();
+        writes.clear();
+    }
     Execution {
         outcome,
         access,
@@ -319,5 +324,7 @@ mod tests {
         std::panic::set_hook(prev);
         assert_eq!(e.outcome, Err(EventError::Panicked("boom".into())));
         assert!(e.writes.is_empty());
+        assert!(e.access.writes().is_empty());
+        assert!(!e.access.write_regions().any());
     }
 }
