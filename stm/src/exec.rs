@@ -233,13 +233,7 @@ mod tests {
     use super::*;
     use crate::{validate, RegionMap};
 
-    fn n(s: &str) -> Noun {
-        s.parse().unwrap()
-    }
-
-    fn ax(v: u64) -> Axis {
-        Axis::new(v).unwrap()
-    }
+    use crate::testing::{ax, n};
 
     fn run(kernel: &str, event: &str, state: &str) -> Execution<NounState> {
         let regions = RegionMap::depth(2).unwrap();

@@ -43,6 +43,9 @@ pub mod region;
 pub mod state;
 pub mod tracker;
 
+#[cfg(test)]
+mod testing;
+
 pub use access::{validate, AccessSet};
 pub use exec::{execute_nock, execute_rust, graft, EventError, Execution, RustEvent};
 pub use key::{Key, MapKey};

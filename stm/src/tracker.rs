@@ -342,13 +342,7 @@ mod tests {
     use crate::RegionMap;
     use spectree_noun::nock::{nock_with, Limits};
 
-    fn n(s: &str) -> Noun {
-        s.parse().unwrap()
-    }
-
-    fn ax(v: u64) -> Axis {
-        Axis::new(v).unwrap()
-    }
+    use crate::testing::{ax, n};
 
     /// Run `formula` on the subject `[event state]` and return (reads, shapes)
     /// relative to the state.
