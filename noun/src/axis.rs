@@ -281,7 +281,7 @@ pub fn slot_u64(axis: u64, noun: &Noun) -> Option<&Noun> {
 
 /// [`slot`] for an axis given as an atom (the interpreter's entry point);
 /// `None` where Nock crashes.
-#[inline]
+#[inline(always)]
 pub(crate) fn slot_atom<'a>(axis: &Atom, noun: &'a Noun) -> Option<&'a Noun> {
     match axis.as_u64() {
         Some(n) => slot_u64(n, noun),

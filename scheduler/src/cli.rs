@@ -159,6 +159,21 @@ fn text_of(what: &str, noun: &Noun) -> Result<String, Failure> {
     })
 }
 
+/// The exit status and message for a computation that ended without a
+/// product: out of fuel exits 3, anything else 1.
+fn nock_failure(e: &NockError, context: &str) -> Failure {
+    match e {
+        NockError::OutOfFuel { spent } => Failure {
+            code: EXIT_FUEL,
+            message: format!("out of fuel after {spent} steps (raise --fuel)"),
+        },
+        _ => Failure {
+            code: EXIT_CRASH,
+            message: format!("{context} {e}"),
+        },
+    }
+}
+
 /// Parse `depth:D` or `axes:A,B,...`.
 fn region_arg(text: &str) -> Result<RegionMap, Failure> {
     let bad = |why: String| usage(format!("bad --regions {text:?}: {why}"));
@@ -216,18 +231,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             let f = noun_arg("FORMULA", &formula)?;
             match nock(s, &f, &Limits::fuel(fuel)) {
                 Ok(product) => writeln!(out, "{}", text_of("product", &product)?).map_err(io),
-                Err(NockError::OutOfFuel { spent }) => Err(Failure {
-                    code: EXIT_FUEL,
-                    message: format!("out of fuel after {spent} steps (raise --fuel)"),
-                }),
-                Err(e @ NockError::Crash(_)) => Err(Failure {
-                    code: EXIT_CRASH,
-                    message: format!("nock {e}"),
-                }),
-                Err(e @ NockError::Cancelled { .. }) => Err(Failure {
-                    code: EXIT_CRASH,
-                    message: format!("nock {e}"),
-                }),
+                Err(e) => Err(nock_failure(&e, "nock")),
             }
         }
         Command::Trace {
@@ -276,10 +280,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             write!(out, "{text}").map_err(io)?;
             match run.outcome {
                 Ok(_) => Ok(()),
-                Err(EventError::Nock(NockError::OutOfFuel { spent })) => Err(Failure {
-                    code: EXIT_FUEL,
-                    message: format!("out of fuel after {spent} steps (raise --fuel)"),
-                }),
+                Err(EventError::Nock(e)) => Err(nock_failure(&e, "event failed: nock")),
                 Err(e) => Err(Failure {
                     code: EXIT_CRASH,
                     message: format!("event failed: {e}"),

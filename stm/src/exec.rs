@@ -109,14 +109,7 @@ pub fn execute_nock(
             Noun::Cell(c) => {
                 let (effects_tag, state_tag) = split(&mut tracker, &traced.tag);
                 tracker.read_all(&effects_tag);
-                extract_writes(
-                    &mut tracker,
-                    regions,
-                    &state.0,
-                    c.tail(),
-                    state_tag,
-                    &mut writes,
-                );
+                extract_writes(&mut tracker, &state.0, c.tail(), state_tag, &mut writes);
                 Ok(c.head().clone())
             }
         },
@@ -143,35 +136,30 @@ fn split(tracker: &mut Tracker<'_>, tag: &Prov) -> (Prov, Prov) {
 /// copied sources and the shapes that descending relies on).
 fn extract_writes(
     tracker: &mut Tracker<'_>,
-    regions: &dyn Regions<Axis>,
     old: &Noun,
     new: &Noun,
     tag: Prov,
     writes: &mut Vec<(Axis, Noun)>,
 ) {
-    // (position, new subtree, its provenance, old subtree if it exists)
-    let mut stack: Vec<(Axis, &Noun, Prov, Option<&Noun>)> =
-        vec![(Axis::ROOT, new, tag, Some(old))];
+    // (position, new subtree, its provenance, old subtree there)
+    let mut stack: Vec<(Axis, &Noun, Prov, &Noun)> = vec![(Axis::ROOT, new, tag, old)];
     // A pair node met again (the new state shares a subtree) is written
     // whole at its second position: descending again could take time
     // exponential in the state's size.
     let mut seen = crate::tracker::Seen::default();
     while let Some((at, value, prov, before)) = stack.pop() {
         let again = seen.revisit(&prov);
-        match prov {
-            Prov::Orig(ref a) if *a == at => {}
-            Prov::Pair(ref p) if !again && before.is_some_and(Noun::is_cell) => {
-                let (Noun::Cell(v), Some(Noun::Cell(b))) = (value, before) else {
-                    unreachable!("a pair's value is a cell, and `before` was checked");
-                };
-                // The write below relies on `at` still being a cell.
-                tracker.access.shape(at.head(), regions);
-                stack.push((at.tail(), v.tail(), p.1.clone(), Some(b.tail())));
-                stack.push((at.head(), v.head(), p.0.clone(), Some(b.head())));
+        match (prov, value, before) {
+            (Prov::Orig(a), _, _) if a == at => {}
+            (Prov::Pair(p), Noun::Cell(v), Noun::Cell(b)) if !again => {
+                // The writes below rely on `at` still being a cell.
+                tracker.shape(at.head());
+                stack.push((at.tail(), v.tail(), p.1.clone(), b.tail()));
+                stack.push((at.head(), v.head(), p.0.clone(), b.head()));
             }
-            other => {
+            (other, _, _) => {
                 tracker.read_all(&other);
-                tracker.access.write(at.clone(), regions);
+                tracker.write(at.clone());
                 writes.push((at, value.clone()));
             }
         }

@@ -183,6 +183,16 @@ impl<'r> Tracker<'r> {
         }
     }
 
+    /// Record a reliance on the existence of state axis `axis`.
+    pub fn shape(&mut self, axis: Axis) {
+        self.access.shape(axis, self.regions);
+    }
+
+    /// Record a write at state axis `axis`.
+    pub fn write(&mut self, axis: Axis) {
+        self.access.write(axis, self.regions);
+    }
+
     /// Record reads of every state axis `tag` takes a value from. Each
     /// pair node and each axis is handled once per run, however often it is
     /// inspected, so the cost is bounded by the size of what was built.

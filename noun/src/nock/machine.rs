@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use typed_arena::Arena;
 
 use super::{Crash, Hook, Limits, NockError, Traced, CHECK_INTERVAL};
-use crate::axis::{edit_atom, slot_atom, slot_u64};
+use crate::axis::{edit_atom, slot_atom};
 use crate::{Atom, Noun};
 
 /// Deepest native recursion of the fast path.
@@ -180,14 +180,6 @@ fn loobean(yes: bool) -> Noun {
     }
 }
 
-#[inline(always)]
-fn lookup<'n>(axis: &Atom, noun: &'n Noun) -> Option<&'n Noun> {
-    match axis.as_u64() {
-        Some(n) => slot_u64(n, noun),
-        None => slot_atom(axis, noun),
-    }
-}
-
 pub(super) struct Machine<'a, 'h, H: Hook> {
     arena: &'a Arena<Noun>,
     interned: HashMap<usize, &'a Noun>,
@@ -319,17 +311,18 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
         f
     }
 
-    /// Nock 0 (`opcode` 0) or the arm lookup of Nock 9 (`opcode` 9).
+    /// The subtree at `axis` of `subject` and its tag, for Nock 0
+    /// (`opcode` 0) or the arm lookup of Nock 9 (`opcode` 9).
     #[inline(always)]
-    fn slot(
+    fn locate<'n>(
         &mut self,
-        subject: &Noun,
+        subject: &'n Noun,
         tag: &H::Tag,
         axis: &Atom,
         opcode: u8,
-    ) -> Step<(Noun, H::Tag)> {
-        match lookup(axis, subject) {
-            Some(found) => Ok((found.clone(), self.hook.slot(tag, axis))),
+    ) -> Step<(&'n Noun, H::Tag)> {
+        match slot_atom(axis, subject) {
+            Some(found) => Ok((found, self.hook.slot(tag, axis))),
             None => {
                 self.hook.failed(tag, axis);
                 self.crash(Crash::Slot {
@@ -340,13 +333,21 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
         }
     }
 
-    /// Nock 9's call: the arm at `axis` of `core`, inspected and interned.
+    /// Nock 0: an owned copy of what [`locate`](Self::locate) finds.
+    #[inline(always)]
+    fn slot(&mut self, subject: &Noun, tag: &H::Tag, axis: &Atom) -> Step<(Noun, H::Tag)> {
+        let (found, tag) = self.locate(subject, tag, axis, 0)?;
+        Ok((found.clone(), tag))
+    }
+
+    /// Nock 9's call: the arm at `axis` of `core`, inspected and interned
+    /// (cloned only the first time this arm is seen).
     #[inline]
     fn arm(&mut self, core: &Noun, tag: &H::Tag, axis: &Atom) -> Step<&'a Noun> {
         self.check_cancel()?;
-        let (arm, arm_tag) = self.slot(core, tag, axis, 9)?;
-        self.hook.inspect(&arm, &arm_tag);
-        Ok(self.intern(&arm))
+        let (arm, arm_tag) = self.locate(core, tag, axis, 9)?;
+        self.hook.inspect(arm, &arm_tag);
+        Ok(self.intern(arm))
     }
 
     /// Nock 2's call: the computed formula, inspected and interned.
@@ -427,7 +428,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                 match (op.as_u64(), c.tail()) {
                     (Some(0), Noun::Atom(axis)) => {
                         self.burn()?;
-                        return self.slot(subject, tag, axis, 0);
+                        return self.slot(subject, tag, axis);
                     }
                     (Some(1), quoted) => {
                         self.burn()?;
@@ -461,7 +462,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                 None => (subject, tag),
             };
             let next: (Noun, H::Tag) = match self.start(formula)? {
-                Op::Slot(axis) => return self.slot(s, t, axis, 0),
+                Op::Slot(axis) => return self.slot(s, t, axis),
                 Op::Quote(q) => return Ok((q.clone(), self.hook.constant())),
                 Op::Cons(b, c) => {
                     let head = self.sub(s, t, b, depth)?;
@@ -631,7 +632,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                 Op::Slot(axis) => {
                     let (s, t) = self.subjects.last().expect("a current subject");
                     let (s, t) = (s.clone(), t.clone());
-                    return self.slot(&s, &t, axis, 0);
+                    return self.slot(&s, &t, axis);
                 }
                 Op::Quote(q) => return Ok((q.clone(), self.hook.constant())),
                 Op::Cons(b, c) => {
