@@ -1,7 +1,7 @@
 //! The `spectree` command-line tool.
 //!
 //! Exit status: 0 success; 1 a Nock crash; 2 unusable input (a parse error
-//! naming the position, or bad arguments); 3 out of fuel.
+//! naming the position, or bad arguments); 3 out of fuel; 4 speculative results differ from serial (`run`).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -66,8 +66,54 @@ enum Command {
         #[arg(long, default_value_t = 100_000_000)]
         fuel: u64,
     },
-    /// Run the main job: a workload serially and speculatively (the default command).
-    Run,
+    /// Run the main job: a workload serially and speculatively, compare
+    /// the results and report the speedup (the default command).
+    Run(RunArgs),
+}
+
+/// Arguments of `spectree run`.
+#[derive(clap::Args, Debug, Clone)]
+struct RunArgs {
+    /// The workload: independent, arvo, hotspot, tiny or kv.
+    #[arg(long, default_value = "arvo")]
+    workload: String,
+    /// Number of events (default: 50,000 for independent and hotspot,
+    /// 100,000 for arvo, 1,000,000 for tiny, 10,000 for kv).
+    #[arg(long)]
+    events: Option<u64>,
+    /// Threads of the speculative run (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of the workload's random choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
+    /// Work per event in microseconds (default: the workload's).
+    #[arg(long, value_name = "US")]
+    work: Option<f64>,
+    /// kv: number of keys.
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// kv: keys each event reads then writes.
+    #[arg(long, default_value_t = 2)]
+    per_event: u64,
+    /// kv: share of key picks that go to one hot key (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    hot: f64,
+    /// Share of events that fail on purpose (panic, error, crash, out of fuel).
+    #[arg(long, default_value_t = 0.0)]
+    faults: f64,
+    /// Speculation window (0: automatic).
+    #[arg(long, default_value_t = 0)]
+    window: usize,
+    /// Always speculate across the whole window.
+    #[arg(long)]
+    no_adapt: bool,
+    /// Skip measuring available parallelism (an extra serial pass).
+    #[arg(long)]
+    no_analysis: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -109,7 +155,8 @@ pub fn main_with(
             return code;
         }
     };
-    match execute(cli.command.unwrap_or(Command::Run), out) {
+    let command = cli.command.unwrap_or_else(default_command);
+    match execute(command, out) {
         Ok(()) => 0,
         Err(failure) => {
             let _ = writeln!(err, "spectree: {}", failure.message);
@@ -287,10 +334,86 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
                 }),
             }
         }
-        Command::Run => writeln!(
-            out,
-            "spectree run: the speculative processor is not built yet; try `spectree nock '[42 0]' '[4 0 2]'`"
-        )
-        .map_err(io),
+        Command::Run(args) => run_command(&args, out),
+    }
+}
+
+/// What `spectree` with no arguments does: `spectree run` with defaults.
+fn default_command() -> Command {
+    match Cli::try_parse_from(["spectree", "run"]) {
+        Ok(Cli { command: Some(c) }) => c,
+        _ => unreachable!("`spectree run` parses"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_on_arvo_is_the_default_command() {
+        match default_command() {
+            Command::Run(args) => {
+                assert_eq!(args.workload, "arvo");
+                assert_eq!(args.events, None);
+                assert!(!args.no_adapt);
+            }
+            other => panic!("default is {other:?}"),
+        }
+    }
+}
+
+/// Exit status when the speculative results differ from the serial ones.
+pub const EXIT_DIFFERENT: i32 = 4;
+
+fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    use crate::run::{run, summary, RunOptions};
+    use crate::workload::{AnyWorkload, Params};
+    let io = |e: std::io::Error| Failure {
+        code: 1,
+        message: format!("cannot write output: {e}"),
+    };
+    let events = args.events.unwrap_or(match args.workload.as_str() {
+        "arvo" => 100_000,
+        "tiny" => 1_000_000,
+        "kv" => 10_000,
+        _ => 50_000,
+    });
+    let params = Params {
+        events,
+        seed: args.seed,
+        work_us: args.work,
+        faults: args.faults,
+        keys: args.keys,
+        per_event: args.per_event,
+        hot: args.hot,
+    };
+    let workload = AnyWorkload::build(&args.workload, params).map_err(|e| usage(e.to_string()))?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = RunOptions {
+        threads,
+        window: args.window,
+        adaptive: !args.no_adapt,
+        progress: true,
+        analyze: !args.no_analysis,
+    };
+    let report = run(&workload, &options).map_err(usage)?;
+    write!(out, "{}", summary(&report)).map_err(io)?;
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).expect("a report serializes");
+        std::fs::write(path, text + "\n").map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot write {}: {e}", path.display()),
+        })?;
+    }
+    if report.identical {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: EXIT_DIFFERENT,
+            message: "the speculative results differ from the serial ones".into(),
+        })
     }
 }

@@ -1,10 +1,29 @@
 //! The speculative parallel event processor.
 //!
-//! This crate will hold the `Processor` (speculative execution on a rayon
-//! pool, commits strictly in log order, re-execution on conflict), its serial
-//! oracle, the built-in workloads, and the `spectree` command-line tool. For
-//! now it holds the command-line tool's noun and Nock commands.
+//! - [`Processor`]: runs an ordered log of events on a rayon pool against
+//!   persistent snapshots, committing strictly in log order; the result is
+//!   always exactly the [`SerialProcessor`]'s
+//!   ([`processor`](mod@processor)).
+//! - [`SerialProcessor`]: the oracle and the baseline ([`serial`](mod@serial)).
+//! - [`Event`], [`Machine`] and [`Backend`]: what is executed and how
+//!   ([`event`](mod@event)).
+//! - [`workload`]: deterministic built-in workloads shared by the CLI,
+//!   benches and fuzz targets.
+//! - [`cli`]: the `spectree` command-line tool.
 
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod config;
+pub mod event;
+pub mod metrics;
+pub mod processor;
+pub mod run;
+pub mod serial;
+pub mod workload;
+
+pub use config::{Config, ConfigError};
+pub use event::{Backend, Committed, Event, Machine, Outcome};
+pub use metrics::{ChainMeter, Metrics};
+pub use processor::{Processor, Run};
+pub use serial::SerialProcessor;

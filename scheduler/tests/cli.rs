@@ -104,10 +104,70 @@ fn exponentially_large_products_are_refused_not_printed() {
 }
 
 #[test]
-fn run_is_the_default_command() {
-    let o = spectree(&[]);
-    assert!(o.status.success());
-    assert!(stdout(&o).contains("spectree run"));
+fn run_compares_serial_and_speculative_and_writes_json() {
+    let dir = std::env::temp_dir().join(format!("spectree-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let o = spectree(&[
+        "run",
+        "--workload",
+        "kv",
+        "--events",
+        "300",
+        "--threads",
+        "2",
+        "--work",
+        "1",
+        "--faults",
+        "0.1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for line in [
+        "spectree run: workload kv, 300 events, 2 threads",
+        "speedup:",
+        "identical:    yes",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in [
+        "workload",
+        "events",
+        "threads",
+        "serial_secs",
+        "parallel_secs",
+        "speedup",
+        "identical",
+        "reexecutions",
+        "aborts",
+        "cpu_ratio",
+        "available_parallelism",
+        "capacity",
+    ] {
+        assert!(report.get(key).is_some(), "{key} missing from {report}");
+    }
+    assert_eq!(report["identical"], serde_json::Value::Bool(true));
+    assert_eq!(report["events"], 300);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn run_rejects_bad_arguments() {
+    for args in [
+        &["run", "--workload", "nope"][..],
+        &["run", "--threads", "0", "--events", "10"],
+        &["run", "--faults", "2"],
+        &["run", "--workload", "kv", "--keys", "1", "--per-event", "2"],
+        &["run", "--events", "many"],
+    ] {
+        let o = spectree(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).len() > 10, "{args:?}");
+    }
 }
 
 #[test]

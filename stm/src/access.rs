@@ -16,10 +16,38 @@
 //! decide, so the answer is never optimistic and is conservative only as far
 //! as [`Key`] is.
 
+use std::fmt;
+use std::sync::Arc;
+
 use bitvec::vec::BitVec;
 
 use crate::key::Key;
 use crate::region::Regions;
+
+/// Told of every region a running execution reads, the first time it
+/// records a read there: the scheduler's hook for aborting an execution
+/// that is already doomed.
+pub trait ReadWatch: Send + Sync {
+    /// The execution is about to read (or rely on the shape of) something
+    /// in `region`.
+    fn read_region(&self, region: usize);
+}
+
+/// An optional watch; never part of a set's value.
+#[derive(Clone, Default)]
+struct Watch(Option<Arc<dyn ReadWatch>>);
+
+impl PartialEq for Watch {
+    fn eq(&self, _: &Watch) -> bool {
+        true
+    }
+}
+impl Eq for Watch {}
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "watched" } else { "-" })
+    }
+}
 
 /// The keys one execution read, relied on the shape of, and wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +57,7 @@ pub struct AccessSet<K: Key> {
     writes: Vec<K>,
     read_bits: BitVec,
     write_bits: BitVec,
+    watch: Watch,
 }
 
 impl<K: Key> AccessSet<K> {
@@ -40,18 +69,27 @@ impl<K: Key> AccessSet<K> {
             writes: Vec::new(),
             read_bits: BitVec::repeat(false, regions.count()),
             write_bits: BitVec::repeat(false, regions.count()),
+            watch: Watch(None),
         }
+    }
+
+    /// Tell `watch` of each region this set reads from now on, the first
+    /// time it is read.
+    pub fn set_watch(&mut self, watch: Option<Arc<dyn ReadWatch>>) {
+        self.watch = Watch(watch);
     }
 
     /// Record that the content at `key` was read.
     pub fn read(&mut self, key: K, regions: &dyn Regions<K>) {
-        regions.mark(&key, &mut self.read_bits);
+        let (bits, watch) = (&mut self.read_bits, &self.watch.0);
+        regions.each(&key, &mut |i| note(bits, watch, i));
         self.reads.push(key);
     }
 
     /// Record that the existence of `key` was relied on.
     pub fn shape(&mut self, key: K, regions: &dyn Regions<K>) {
-        regions.mark_shape(&key, &mut self.read_bits);
+        let (bits, watch) = (&mut self.read_bits, &self.watch.0);
+        regions.each_shape(&key, &mut |i| note(bits, watch, i));
         self.shapes.push(key);
     }
 
@@ -137,6 +175,14 @@ impl<K: Key> AccessSet<K> {
         let mut both = self.read_bits.clone();
         both &= &committed.write_bits;
         both
+    }
+}
+
+fn note(bits: &mut BitVec, watch: &Option<Arc<dyn ReadWatch>>, i: usize) {
+    if !bits.replace(i, true) {
+        if let Some(w) = watch {
+            w.read_region(i);
+        }
     }
 }
 

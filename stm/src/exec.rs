@@ -20,12 +20,13 @@
 //! the event's error and leaves the state unchanged.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
-use spectree_noun::nock::{nock_with, Limits, NockError};
+use spectree_noun::nock::{nock, nock_with, CancelToken, Limits, NockError};
 use spectree_noun::{Axis, Noun};
 use thiserror::Error;
 
-use crate::access::AccessSet;
+use crate::access::{AccessSet, ReadWatch};
 use crate::region::Regions;
 use crate::state::{NounState, State, StateError, Tx, Writes};
 use crate::tracker::{Prov, Tracker};
@@ -48,6 +49,10 @@ pub enum EventError {
     /// A Rust event panicked; the panic was contained.
     #[error("event panicked: {0}")]
     Panicked(String),
+    /// The event cannot run on this backend (a Nock event needs a kernel
+    /// and a noun state).
+    #[error("unsupported event: {0}")]
+    Unsupported(&'static str),
 }
 
 /// One execution of one event against one snapshot.
@@ -60,6 +65,9 @@ pub struct Execution<S: State> {
     /// The writes with their values: disjoint or, where one lies inside
     /// another, listed after it with a value consistent with it.
     pub writes: Writes<S::Key>,
+    /// The state the execution left, built on its own snapshot (the
+    /// snapshot itself when the event failed).
+    pub state: S,
 }
 
 impl<S: State> Execution<S> {
@@ -94,11 +102,25 @@ pub fn execute_nock(
     regions: &dyn Regions<Axis>,
     limits: &Limits,
 ) -> Execution<NounState> {
+    execute_nock_watched(kernel, event, state, regions, limits, None)
+}
+
+/// [`execute_nock`], telling `watch` of each region as it is first read.
+pub fn execute_nock_watched(
+    kernel: &Noun,
+    event: &Noun,
+    state: &NounState,
+    regions: &dyn Regions<Axis>,
+    limits: &Limits,
+    watch: Option<Arc<dyn ReadWatch>>,
+) -> Execution<NounState> {
     let mut tracker = Tracker::new(regions);
+    tracker.access.set_watch(watch);
     let subject = Noun::cell(event.clone(), state.0.clone());
     let tag = Prov::pair(Prov::Fresh, Prov::Orig(Axis::ROOT));
     let run = nock_with(subject, tag, kernel, limits, &mut tracker);
     let mut writes = Vec::new();
+    let mut end = state.clone();
     let outcome = match run {
         Err(e) => Err(EventError::Nock(e)),
         Ok(traced) => match &traced.product {
@@ -110,16 +132,36 @@ pub fn execute_nock(
                 let (effects_tag, state_tag) = split(&mut tracker, &traced.tag);
                 tracker.read_all(&effects_tag);
                 extract_writes(&mut tracker, &state.0, c.tail(), state_tag, &mut writes);
+                end = NounState(c.tail().clone());
                 Ok(c.head().clone())
             }
         },
     };
     let mut access = tracker.access;
+    access.set_watch(None);
     access.normalize();
     Execution {
         outcome,
         access,
         writes,
+        state: end,
+    }
+}
+
+/// Run Nock event `event` against `state` without tracking: its outcome and
+/// the state it leaves. This is what serial execution does, and what an
+/// execution that commits directly (nothing is validated against it) does.
+pub fn run_nock_direct(
+    kernel: &Noun,
+    event: &Noun,
+    state: &NounState,
+    limits: &Limits,
+) -> (Result<Noun, EventError>, NounState) {
+    let subject = Noun::cell(event.clone(), state.0.clone());
+    match nock(subject, kernel, limits) {
+        Err(e) => (Err(EventError::Nock(e)), state.clone()),
+        Ok(Noun::Atom(_)) => (Err(EventError::BadProduct), state.clone()),
+        Ok(Noun::Cell(c)) => (Ok(c.head().clone()), NounState(c.tail().clone())),
     }
 }
 
@@ -186,23 +228,64 @@ pub fn execute_rust<S: State>(
     state: &S,
     regions: &dyn Regions<S::Key>,
 ) -> Execution<S> {
-    let mut tx = Tx::new(state.clone(), regions);
-    let result = catch_unwind(AssertUnwindSafe(|| event.apply(&mut tx)));
-    let outcome = match result {
-        Ok(r) => r,
-        Err(payload) => Err(EventError::Panicked(panic_message(&*payload))),
-    };
-    let (_, mut access, mut writes) = tx.finish();
-    if outcome.is_err() {
+    execute_rust_watched(event, state, regions, None, None)
+}
+
+/// [`execute_rust`], telling `watch` of each region as it is first read and
+/// failing the transaction's accesses once `cancel` is set (the caller
+/// discards such an execution).
+pub fn execute_rust_watched<S: State>(
+    event: &dyn RustEvent<S>,
+    state: &S,
+    regions: &dyn Regions<S::Key>,
+    cancel: Option<CancelToken>,
+    watch: Option<Arc<dyn ReadWatch>>,
+) -> Execution<S> {
+    let mut tx = Tx::new(state.clone(), regions).with_cancel(cancel);
+    if let Some(access) = tx.access_mut() {
+        access.set_watch(watch);
+    }
+    let outcome = apply_contained(event, &mut tx);
+    let (end, mut access, mut writes) = tx.finish();
+    let end = if outcome.is_err() {
         // A failed event leaves the state unchanged: no writes, so no
         // later event conflicts with what it tried to write.
         access.clear_writes();
         writes.clear();
-    }
+        state.clone()
+    } else {
+        end
+    };
     Execution {
         outcome,
         access,
         writes,
+        state: end,
+    }
+}
+
+/// Run a Rust event against `state` without tracking: its outcome and the
+/// state it leaves (unchanged when it fails or panics).
+pub fn run_rust_direct<S: State>(
+    event: &dyn RustEvent<S>,
+    state: &S,
+    regions: &dyn Regions<S::Key>,
+) -> (Result<Noun, EventError>, S) {
+    let mut tx = Tx::untracked(state.clone(), regions);
+    let outcome = apply_contained(event, &mut tx);
+    match outcome {
+        Ok(effects) => (Ok(effects), tx.into_state()),
+        Err(e) => (Err(e), state.clone()),
+    }
+}
+
+fn apply_contained<S: State>(
+    event: &dyn RustEvent<S>,
+    tx: &mut Tx<'_, S>,
+) -> Result<Noun, EventError> {
+    match catch_unwind(AssertUnwindSafe(|| event.apply(tx))) {
+        Ok(r) => r,
+        Err(payload) => Err(EventError::Panicked(panic_message(&*payload))),
     }
 }
 

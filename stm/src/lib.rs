@@ -46,8 +46,11 @@ pub mod tracker;
 #[cfg(test)]
 mod testing;
 
-pub use access::{validate, AccessSet};
-pub use exec::{execute_nock, execute_rust, graft, EventError, Execution, RustEvent};
+pub use access::{validate, AccessSet, ReadWatch};
+pub use exec::{
+    execute_nock, execute_nock_watched, execute_rust, execute_rust_watched, graft, run_nock_direct,
+    run_rust_direct, EventError, Execution, RustEvent,
+};
 pub use key::{Key, MapKey};
 pub use region::{HashRegions, RegionError, RegionMap, Regions};
 pub use spectree_noun as noun;

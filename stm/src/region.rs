@@ -22,14 +22,27 @@ use crate::key::{Key, MapKey};
 pub trait Regions<K: Key>: Send + Sync {
     /// Number of region bits.
     fn count(&self) -> usize;
-    /// Set the bit of every region `key` may touch.
-    fn mark(&self, key: &K, bits: &mut BitVec);
 
-    /// Set bits for a reliance on `key`'s *existence*: enough bits that
-    /// every write at a key enclosing it (see [`Key::encloses`]) marks one of
-    /// them. By default the same as [`mark`](Self::mark).
+    /// Call `f` with every region `key` may touch (possibly repeating one).
+    fn each(&self, key: &K, f: &mut dyn FnMut(usize));
+
+    /// Call `f` with the regions of a reliance on `key`'s *existence*:
+    /// enough that every write at a key enclosing it (see
+    /// [`Key::encloses`]) touches one of them. By default the same as
+    /// [`each`](Self::each).
+    fn each_shape(&self, key: &K, f: &mut dyn FnMut(usize)) {
+        self.each(key, f);
+    }
+
+    /// Set the bit of every region `key` may touch.
+    fn mark(&self, key: &K, bits: &mut BitVec) {
+        self.each(key, &mut |i| bits.set(i, true));
+    }
+
+    /// Set the bits of a reliance on `key`'s existence (see
+    /// [`each_shape`](Self::each_shape)).
     fn mark_shape(&self, key: &K, bits: &mut BitVec) {
-        self.mark(key, bits);
+        self.each_shape(key, &mut |i| bits.set(i, true));
     }
 }
 
@@ -149,12 +162,11 @@ impl Regions<Axis> for RegionMap {
     /// A write enclosing an axis inside a region marks that region; a write
     /// enclosing an axis outside every region is itself outside every region
     /// and marks the outside region.
-    fn mark_shape(&self, axis: &Axis, bits: &mut BitVec) {
-        let i = self.containing(axis).unwrap_or(self.outside());
-        bits.set(i, true);
+    fn each_shape(&self, axis: &Axis, f: &mut dyn FnMut(usize)) {
+        f(self.containing(axis).unwrap_or(self.outside()));
     }
 
-    fn mark(&self, axis: &Axis, bits: &mut BitVec) {
+    fn each(&self, axis: &Axis, f: &mut dyn FnMut(usize)) {
         let outside = self.outside();
         match &self.kind {
             Kind::Depth(d) => {
@@ -162,30 +174,30 @@ impl Regions<Axis> for RegionMap {
                 if depth >= *d {
                     let root = axis.ancestor(depth - d).expect("depth >= d");
                     let i = root.as_u64().expect("depth <= 16") - (1u64 << d);
-                    bits.set(i as usize, true);
+                    f(i as usize);
                 } else {
                     let n = axis.as_u64().expect("depth < 16");
                     let span = d - depth;
                     let first = (n << span) - (1u64 << d);
                     for i in first..first + (1u64 << span) {
-                        bits.set(i as usize, true);
+                        f(i as usize);
                     }
-                    bits.set(outside, true);
+                    f(outside);
                 }
             }
             Kind::List { roots, .. } => {
                 // Inside a root: the root is an ancestor-or-self.
                 if let Some(i) = self.containing(axis) {
-                    bits.set(i, true);
+                    f(i);
                     return;
                 }
                 // Above some roots, or beside all of them.
                 for (i, r) in roots.iter().enumerate() {
                     if axis.is_ancestor_of(r) {
-                        bits.set(i, true);
+                        f(i);
                     }
                 }
-                bits.set(outside, true);
+                f(outside);
             }
         }
     }
@@ -224,8 +236,8 @@ impl Regions<MapKey> for HashRegions {
         self.0.max(1)
     }
 
-    fn mark(&self, key: &MapKey, bits: &mut BitVec) {
-        bits.set(key.0.mug() as usize % self.count(), true);
+    fn each(&self, key: &MapKey, f: &mut dyn FnMut(usize)) {
+        f(key.0.mug() as usize % self.count());
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::fmt::Debug;
 
+use spectree_noun::nock::CancelToken;
 use spectree_noun::{edit, slot, Axis, AxisError, Noun};
 use thiserror::Error;
 
@@ -21,6 +22,9 @@ pub enum StateError {
     /// A noun state has nothing at this axis.
     #[error(transparent)]
     Axis(#[from] AxisError),
+    /// The transaction was cancelled (its result will be discarded).
+    #[error("transaction aborted: its snapshot is out of date")]
+    Aborted,
 }
 
 /// Writes with their values, in key order.
@@ -99,7 +103,9 @@ impl State for MapState {
 pub struct Tx<'r, S: State> {
     current: S,
     regions: &'r dyn Regions<S::Key>,
-    access: AccessSet<S::Key>,
+    /// `None`: an untracked transaction (nothing recorded).
+    access: Option<AccessSet<S::Key>>,
+    cancel: Option<CancelToken>,
 }
 
 impl<'r, S: State> Tx<'r, S> {
@@ -108,16 +114,45 @@ impl<'r, S: State> Tx<'r, S> {
         Tx {
             current: snapshot,
             regions,
-            access: AccessSet::new(regions),
+            access: Some(AccessSet::new(regions)),
+            cancel: None,
+        }
+    }
+
+    /// A transaction that records nothing, for an execution that commits
+    /// directly (no other execution is validated against it).
+    pub fn untracked(snapshot: S, regions: &'r dyn Regions<S::Key>) -> Self {
+        Tx {
+            current: snapshot,
+            regions,
+            access: None,
+            cancel: None,
+        }
+    }
+
+    /// Check `cancel` at every access (the transaction's safe points): once
+    /// it is set, [`get`](Self::get) and [`put`](Self::put) fail with
+    /// [`StateError::Aborted`].
+    pub fn with_cancel(mut self, cancel: Option<CancelToken>) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// The access set being recorded (`None` when untracked).
+    pub fn access_mut(&mut self) -> Option<&mut AccessSet<S::Key>> {
+        self.access.as_mut()
+    }
+
+    fn aborted(&self) -> Result<(), StateError> {
+        match &self.cancel {
+            Some(c) if c.is_cancelled() => Err(StateError::Aborted),
+            _ => Ok(()),
         }
     }
 
     /// Whether `key` lies inside something this transaction wrote.
-    fn own(&self, key: &S::Key) -> bool {
-        self.access
-            .writes()
-            .iter()
-            .any(|w| w == key || w.encloses(key))
+    fn own(access: &AccessSet<S::Key>, key: &S::Key) -> bool {
+        access.writes().iter().any(|w| w == key || w.encloses(key))
     }
 
     /// Read the value at `key`, seeing this transaction's own writes.
@@ -126,8 +161,11 @@ impl<'r, S: State> Tx<'r, S> {
     /// [`StateError`] where the key cannot exist (that, too, is recorded as
     /// a read: the outcome depends on it).
     pub fn get(&mut self, key: &S::Key) -> Result<Option<Noun>, StateError> {
-        if !self.own(key) {
-            self.access.read(key.clone(), self.regions);
+        self.aborted()?;
+        if let Some(access) = &mut self.access {
+            if !Self::own(access, key) {
+                access.read(key.clone(), self.regions);
+            }
         }
         self.current.get(key)
     }
@@ -137,30 +175,35 @@ impl<'r, S: State> Tx<'r, S> {
     /// # Errors
     /// [`StateError`] where the key cannot exist (recorded as a read).
     pub fn put(&mut self, key: &S::Key, value: Noun) -> Result<(), StateError> {
-        match self.current.put(key, value) {
-            Ok(next) => {
-                if !self.own(key) {
-                    self.access.shape(key.clone(), self.regions);
-                    self.access.write(key.clone(), self.regions);
+        self.aborted()?;
+        let result = self.current.put(key, value);
+        if let Some(access) = &mut self.access {
+            match &result {
+                Ok(_) if !Self::own(access, key) => {
+                    access.shape(key.clone(), self.regions);
+                    access.write(key.clone(), self.regions);
                 }
-                self.current = next;
-                Ok(())
-            }
-            Err(e) => {
-                self.access.read(key.clone(), self.regions);
-                Err(e)
+                Ok(_) => {}
+                Err(_) => access.read(key.clone(), self.regions),
             }
         }
+        self.current = result?;
+        Ok(())
     }
 
     /// Finish: the state as this transaction left it, what it accessed, and
     /// its writes with their values, disjoint (a write inside another is
     /// part of the outer one's value).
-    pub fn finish(mut self) -> (S, AccessSet<S::Key>, Writes<S::Key>) {
-        self.access.drop_enclosed_writes();
-        self.access.normalize();
-        let writes = self
-            .access
+    ///
+    /// An untracked transaction returns an empty access set and no writes.
+    pub fn finish(self) -> (S, AccessSet<S::Key>, Writes<S::Key>) {
+        let Some(mut access) = self.access else {
+            return (self.current, AccessSet::new(self.regions), Vec::new());
+        };
+        access.set_watch(None);
+        access.drop_enclosed_writes();
+        access.normalize();
+        let writes = access
             .writes()
             .iter()
             .map(|k| {
@@ -168,7 +211,12 @@ impl<'r, S: State> Tx<'r, S> {
                 (k.clone(), v.expect("a written key exists"))
             })
             .collect();
-        (self.current, self.access, writes)
+        (self.current, access, writes)
+    }
+
+    /// Finish, keeping only the state as this transaction left it.
+    pub fn into_state(self) -> S {
+        self.current
     }
 }
 

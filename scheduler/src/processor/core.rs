@@ -1,0 +1,443 @@
+//! The shared core of one processor run: the window of slots, the commit
+//! role, and the published snapshot. The protocol and the argument for its
+//! invariants are in `README.md` beside this file.
+//!
+//! Invariants:
+//! - events commit strictly in log order, each exactly once, by whoever
+//!   holds the commit role (taken with `try_lock`, never waited for);
+//! - a speculative result commits only if no write committed after its
+//!   snapshot meets its reads or shapes (exact check); otherwise the commit
+//!   role re-executes the event against the committed state;
+//! - no lock is held while user code runs, except by the commit role while
+//!   it executes the frontier event itself, which nothing else waits for.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+use spectree_stm::{graft, AccessSet, Execution, ReadWatch};
+
+use super::adapt::Controller;
+use super::watch::Watch;
+use crate::event::{Backend, Event, Machine, Outcome};
+
+/// Slot phases, kept in the low bits of a slot's word beside the index of
+/// the event it holds; comparing whole words rules out ABA across reuse.
+pub(crate) const PENDING: u64 = 0;
+pub(crate) const RUNNING: u64 = 1;
+pub(crate) const DONE: u64 = 2;
+pub(crate) const COMMITTED: u64 = 3;
+
+pub(crate) fn word(index: usize, phase: u64) -> u64 {
+    ((index as u64) << 2) | phase
+}
+
+/// A finished execution waiting for the commit role.
+pub(crate) enum Finished<S: Backend> {
+    /// Run with tracking against the state after `snapshot` events.
+    Tracked { exec: Execution<S>, snapshot: usize },
+    /// Run untracked against the committed state, as the frontier.
+    Direct { outcome: Outcome, state: S },
+}
+
+#[derive(Default)]
+pub(crate) struct SlotData<S: Backend> {
+    pub event: Option<Event<S>>,
+    pub watch: Option<Arc<Watch>>,
+    pub result: Option<Finished<S>>,
+    pub output: Option<(Outcome, S)>,
+}
+
+pub(crate) struct Slot<S: Backend> {
+    pub word: AtomicU64,
+    pub data: Mutex<SlotData<S>>,
+}
+
+/// What a committed event wrote, for validating executions whose
+/// snapshots predate it.
+enum Logged<K: spectree_stm::Key> {
+    Writes(AccessSet<K>),
+    /// Unknown (a direct execution): conflicts with everything.
+    Everything,
+}
+
+/// State owned by the commit role.
+pub(crate) struct Head<S: Backend> {
+    pub committed: usize,
+    pub state: S,
+    log: Vec<Option<Logged<S::Key>>>,
+    pub controller: Controller,
+    pub failures: Vec<u64>,
+    pub failed: u64,
+    pub stalls: u64,
+    pub direct: u64,
+}
+
+/// Everything the threads of one run share.
+pub(crate) struct Core<'m, S: Backend> {
+    pub machine: &'m Machine<S>,
+    slots: Box<[Slot<S>]>,
+    /// Events committed; written only by the commit role.
+    pub committed: AtomicUsize,
+    /// Events placed in slots; written only by the coordinator.
+    pub admitted: AtomicUsize,
+    /// How far past the committed state events may run.
+    pub width: AtomicUsize,
+    /// The newest committed state and its version. Reference counted: a
+    /// version is freed as soon as the last execution using it drops it.
+    snapshot: Mutex<(usize, S)>,
+    pub head: Mutex<Head<S>>,
+    pub executions: AtomicU64,
+    pub aborts: AtomicU64,
+    /// Set when the run ends (or fails): workers return.
+    pub stop: AtomicBool,
+    regions: usize,
+}
+
+/// Lock, ignoring poison: a panic elsewhere is reported separately, and
+/// every critical section leaves its data consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<'m, S: Backend> Core<'m, S> {
+    pub fn new(machine: &'m Machine<S>, state: S, window: usize, controller: Controller) -> Self {
+        let regions = machine.regions.count();
+        let width = controller.width();
+        Core {
+            machine,
+            slots: (0..window)
+                .map(|i| Slot {
+                    // No event yet: an index this slot will never hold.
+                    word: AtomicU64::new(word(i + window, COMMITTED)),
+                    data: Mutex::new(SlotData {
+                        event: None,
+                        watch: None,
+                        result: None,
+                        output: None,
+                    }),
+                })
+                .collect(),
+            committed: AtomicUsize::new(0),
+            admitted: AtomicUsize::new(0),
+            width: AtomicUsize::new(width),
+            snapshot: Mutex::new((0, state.clone())),
+            head: Mutex::new(Head {
+                committed: 0,
+                state,
+                log: (0..window).map(|_| None).collect(),
+                controller,
+                failures: vec![0; regions],
+                failed: 0,
+                stalls: 0,
+                direct: 0,
+            }),
+            executions: AtomicU64::new(0),
+            aborts: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            regions,
+        }
+    }
+
+    pub fn window(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn slot(&self, index: usize) -> &Slot<S> {
+        &self.slots[index % self.slots.len()]
+    }
+
+    /// The newest published committed state and its version.
+    fn load_snapshot(&self) -> (usize, S) {
+        let snap = lock(&self.snapshot);
+        (snap.0, snap.1.clone())
+    }
+
+    /// Publish the committed state after `version` events.
+    pub fn publish(&self, version: usize, state: S) {
+        let old = std::mem::replace(&mut *lock(&self.snapshot), (version, state));
+        drop(old); // outside the lock
+    }
+
+    /// Place event `index` in its slot (coordinator only; the slot's
+    /// previous output must have been delivered).
+    pub fn admit(&self, index: usize, event: Event<S>) {
+        let slot = self.slot(index);
+        lock(&slot.data).event = Some(event);
+        slot.word.store(word(index, PENDING), Ordering::Release);
+        self.admitted.store(index + 1, Ordering::SeqCst);
+    }
+
+    /// Take the output of committed event `index`, if it is committed.
+    pub fn take_output(&self, index: usize) -> Option<(Outcome, S)> {
+        let slot = self.slot(index);
+        if slot.word.load(Ordering::Acquire) != word(index, COMMITTED) {
+            return None;
+        }
+        lock(&slot.data).output.take()
+    }
+
+    /// Whether some event in the claimable part of the window is pending.
+    pub fn has_pending(&self) -> bool {
+        let k = self.committed.load(Ordering::Acquire);
+        let end = self
+            .admitted
+            .load(Ordering::Acquire)
+            .min(k + self.width.load(Ordering::Relaxed));
+        (k..end).any(|i| self.slot(i).word.load(Ordering::Relaxed) == word(i, PENDING))
+    }
+
+    /// Claim the lowest pending event within the width of the newest
+    /// snapshot and execute it. Returns whether it did.
+    pub fn claim_and_run(&self) -> bool {
+        let (v, state) = self.load_snapshot();
+        let width = self.width.load(Ordering::Relaxed);
+        let end = self.admitted.load(Ordering::Acquire).min(v + width);
+        for i in v..end {
+            let slot = self.slot(i);
+            let pending = word(i, PENDING);
+            if slot.word.load(Ordering::Relaxed) != pending
+                || slot
+                    .word
+                    .compare_exchange(
+                        pending,
+                        word(i, RUNNING),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+            {
+                continue;
+            }
+            self.run_claimed(i, v, &state, width);
+            return true;
+        }
+        false
+    }
+
+    fn run_claimed(&self, i: usize, v: usize, state: &S, width: usize) {
+        let slot = self.slot(i);
+        let event = lock(&slot.data).event.clone().expect("an admitted event");
+        self.executions.fetch_add(1, Ordering::Relaxed);
+        let finished = if i == v {
+            // The frontier against the committed state: nothing can commit
+            // before it, so its result stands; track it only if others may
+            // be validated against it.
+            self.frontier(&event, state, v, width)
+        } else {
+            let watch = Arc::new(Watch::new(v, self.regions));
+            lock(&slot.data).watch = Some(watch.clone());
+            let as_read: Arc<dyn ReadWatch> = watch.clone();
+            let exec =
+                self.machine
+                    .tracked(&event, state, Some(watch.cancel.clone()), Some(as_read));
+            let mut data = lock(&slot.data);
+            data.watch = None;
+            if watch.cancel.is_cancelled() {
+                drop(data);
+                self.aborts.fetch_add(1, Ordering::Relaxed);
+                slot.word.store(word(i, PENDING), Ordering::SeqCst);
+                return;
+            }
+            Finished::Tracked { exec, snapshot: v }
+        };
+        lock(&slot.data).result = Some(finished);
+        slot.word.store(word(i, DONE), Ordering::SeqCst);
+    }
+
+    /// Execute the frontier event against the committed state `state`
+    /// (version `k`).
+    fn frontier(&self, event: &Event<S>, state: &S, k: usize, width: usize) -> Finished<S> {
+        if width == 1 {
+            let (outcome, state) = self.machine.direct(event, state);
+            Finished::Direct { outcome, state }
+        } else {
+            Finished::Tracked {
+                exec: self.machine.tracked(event, state, None, None),
+                snapshot: k,
+            }
+        }
+    }
+
+    /// Take the commit role if it is free and commit everything ready.
+    /// Returns whether anything was committed.
+    pub fn try_commit(&self) -> bool {
+        let mut progressed = false;
+        loop {
+            let mut head = match self.head.try_lock() {
+                Ok(h) => h,
+                Err(TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(TryLockError::WouldBlock) => return progressed,
+            };
+            progressed |= self.commit_ready(&mut head);
+            drop(head);
+            // A result finished after we looked and before we let go has
+            // had its `try_lock` fail: look again (see README, hand-off).
+            fence(Ordering::SeqCst);
+            if !self.frontier_ready() {
+                return progressed;
+            }
+        }
+    }
+
+    fn frontier_ready(&self) -> bool {
+        let k = self.committed.load(Ordering::SeqCst);
+        if k >= self.admitted.load(Ordering::SeqCst) {
+            return false;
+        }
+        let w = self.slot(k).word.load(Ordering::SeqCst);
+        w == word(k, DONE) || w == word(k, PENDING)
+    }
+
+    fn commit_ready(&self, head: &mut Head<S>) -> bool {
+        let mut any = false;
+        loop {
+            let k = head.committed;
+            if k >= self.admitted.load(Ordering::Acquire) {
+                return any;
+            }
+            let slot = self.slot(k);
+            let w = slot.word.load(Ordering::Acquire);
+            let finished = if w == word(k, DONE) {
+                lock(&slot.data)
+                    .result
+                    .take()
+                    .expect("a done slot has a result")
+            } else if w == word(k, PENDING)
+                && slot
+                    .word
+                    .compare_exchange(w, word(k, RUNNING), Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                let event = lock(&slot.data).event.clone().expect("an admitted event");
+                self.executions.fetch_add(1, Ordering::Relaxed);
+                let width = self.width.load(Ordering::Relaxed);
+                self.frontier(&event, &head.state, k, width)
+            } else {
+                if w == word(k, RUNNING) {
+                    head.stalls += 1;
+                }
+                return any;
+            };
+            self.commit(head, k, finished);
+            any = true;
+        }
+    }
+
+    /// Whether `reads` (from the state after `snapshot` events) still holds
+    /// after the events from `snapshot` to `k` committed; counts the
+    /// regions where it fails.
+    fn holds(
+        &self,
+        head: &mut Head<S>,
+        reads: &AccessSet<S::Key>,
+        snapshot: usize,
+        k: usize,
+    ) -> bool {
+        let window = self.window();
+        debug_assert!(
+            k - snapshot <= window,
+            "log entries are kept for one window"
+        );
+        for v in snapshot..k {
+            match &head.log[v % window] {
+                Some(Logged::Writes(w)) => {
+                    if reads.conflicts_with(w) {
+                        for r in reads.conflict_regions(w).iter_ones() {
+                            head.failures[r] += 1;
+                        }
+                        return false;
+                    }
+                }
+                Some(Logged::Everything) | None => {
+                    for r in reads.read_regions().iter_ones() {
+                        head.failures[r] += 1;
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn commit(&self, head: &mut Head<S>, k: usize, finished: Finished<S>) {
+        let slot = self.slot(k);
+        let mut wasted = 0;
+        let mut finished = finished;
+        let (outcome, state, logged) = loop {
+            match finished {
+                Finished::Direct { outcome, state } => {
+                    head.direct += 1;
+                    break (outcome, state, Logged::Everything);
+                }
+                Finished::Tracked { exec, snapshot } if snapshot == k => {
+                    break (exec.outcome, exec.state, Logged::Writes(exec.access));
+                }
+                Finished::Tracked { exec, snapshot } => {
+                    if self.holds(head, &exec.access, snapshot, k) {
+                        if let Ok(state) = graft(&head.state, &exec.writes) {
+                            break (exec.outcome, state, Logged::Writes(exec.access));
+                        }
+                    }
+                    // Re-execute against the committed state, here: the
+                    // commit path never waits for another thread.
+                    wasted += 1;
+                    head.failed += 1;
+                    let event = lock(&slot.data).event.clone().expect("an admitted event");
+                    self.executions.fetch_add(1, Ordering::Relaxed);
+                    let width = self.width.load(Ordering::Relaxed);
+                    finished = self.frontier(&event, &head.state, k, width);
+                }
+            }
+        };
+        {
+            let mut data = lock(&slot.data);
+            data.event = None;
+            data.output = Some((outcome, state.clone()));
+        }
+        slot.word.store(word(k, COMMITTED), Ordering::Release);
+        self.doom(k, &logged);
+        let window = self.window();
+        head.log[k % window] = Some(logged);
+        head.state = state.clone();
+        head.committed = k + 1;
+        self.publish(k + 1, state);
+        self.committed.store(k + 1, Ordering::SeqCst);
+        if let Some(w) = head.controller.on_commit(wasted) {
+            self.width.store(w, Ordering::Relaxed);
+        }
+    }
+
+    /// Record that event `k` was committed by direct execution outside the
+    /// slots (its writes are unknown).
+    pub fn log_direct(&self, head: &mut Head<S>, k: usize) {
+        let window = self.window();
+        head.log[k % window] = Some(Logged::Everything);
+    }
+
+    /// Tell running executions whose snapshots predate commit `k` what it
+    /// wrote, cancelling those that already read there.
+    fn doom(&self, k: usize, logged: &Logged<S::Key>) {
+        let bits = match logged {
+            Logged::Writes(a) if !a.write_regions().any() => return,
+            Logged::Writes(a) => Some(a.write_regions()),
+            Logged::Everything => None,
+        };
+        let end = self.admitted.load(Ordering::Acquire);
+        for j in k + 1..end {
+            let slot = self.slot(j);
+            if slot.word.load(Ordering::Acquire) != word(j, RUNNING) {
+                continue;
+            }
+            let Some(watch) = lock(&slot.data).watch.clone() else {
+                continue;
+            };
+            if watch.snapshot > k {
+                continue;
+            }
+            match bits {
+                Some(bits) => bits.iter_ones().for_each(|r| watch.written(r)),
+                None => watch.cancel.cancel(),
+            }
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! `spectree run`: a workload serially and speculatively, compared.
+//!
+//! Invariant: the report says `identical: true` only if the final states
+//! are equal and every event's outcome is equal, in order; the command then
+//! exits 0, and otherwise non-zero.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::event::{Backend, Committed, Outcome};
+use crate::workload::{spin, AnyWorkload, Workload, ITERS_PER_US};
+use crate::{Config, Processor, SerialProcessor};
+
+/// What `spectree run` measured; also its `--json` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Workload name.
+    pub workload: String,
+    /// Events in the log.
+    pub events: u64,
+    /// Threads of the speculative run.
+    pub threads: usize,
+    /// Seed of the workload.
+    pub seed: u64,
+    /// Wall time of the serial run.
+    pub serial_secs: f64,
+    /// Wall time of the speculative run.
+    pub parallel_secs: f64,
+    /// Serial events per second.
+    pub serial_events_per_sec: f64,
+    /// Speculative events per second.
+    pub parallel_events_per_sec: f64,
+    /// `serial_secs / parallel_secs`.
+    pub speedup: f64,
+    /// Final states and all outcomes equal.
+    pub identical: bool,
+    /// Executions beyond one per event.
+    pub reexecutions: u64,
+    /// Speculative executions stopped early.
+    pub aborts: u64,
+    /// Events committed by direct (unspeculated) execution.
+    pub direct: u64,
+    /// Times the commit path found the next event still running.
+    pub commit_stalls: u64,
+    /// Validation failures, all regions.
+    pub validation_failures: u64,
+    /// Parallel CPU seconds over serial CPU seconds.
+    pub cpu_ratio: f64,
+    /// Total work over the longest chain of dependent events.
+    pub available_parallelism: f64,
+    /// Two CPU-bound threads' throughput over one's, measured in this run.
+    pub capacity: f64,
+    /// `threads` CPU-bound threads' throughput over one's.
+    pub capacity_at_threads: f64,
+    /// Cores the OS offers this process.
+    pub cores: usize,
+    /// Final state's mug.
+    pub mug: u32,
+}
+
+/// Options of a run besides the workload.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Threads of the speculative run.
+    pub threads: usize,
+    /// Speculation window (0: automatic).
+    pub window: usize,
+    /// Adaptive speculation.
+    pub adaptive: bool,
+    /// Draw a progress bar on stderr when it is a terminal.
+    pub progress: bool,
+    /// Measure available parallelism (one more, untimed, serial pass).
+    pub analyze: bool,
+}
+
+/// Throughput of `threads` CPU-bound threads over one's (1.0 for one).
+pub fn capacity(threads: usize) -> f64 {
+    if threads <= 1 {
+        return 1.0;
+    }
+    let iters = (30_000.0 * ITERS_PER_US) as u64; // about 30 ms
+    let time = |n: usize| {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for i in 0..n {
+                s.spawn(move || spin(iters, i as u64 + 1));
+            }
+        });
+        t.elapsed().as_secs_f64()
+    };
+    // Median of three, alternating, so drift affects both sides alike.
+    let mut ratios: Vec<f64> = (0..3)
+        .map(|_| {
+            let one = time(1);
+            let many = time(threads);
+            threads as f64 * one / many
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[1]
+}
+
+/// CPU seconds used by this process so far (all threads).
+pub fn cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through a valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Order-sensitive digest of outcomes.
+#[derive(Default)]
+struct Digest {
+    hasher: DefaultHasher,
+    count: u64,
+}
+
+impl Digest {
+    fn add(&mut self, index: u64, outcome: &Outcome) {
+        index.hash(&mut self.hasher);
+        match outcome {
+            Ok(n) => {
+                0u8.hash(&mut self.hasher);
+                n.hash(&mut self.hasher);
+            }
+            Err(e) => {
+                1u8.hash(&mut self.hasher);
+                e.to_string().hash(&mut self.hasher);
+            }
+        }
+        self.count += 1;
+    }
+
+    fn value(&self) -> (u64, u64) {
+        (self.hasher.finish(), self.count)
+    }
+}
+
+struct Progress {
+    enabled: bool,
+    label: &'static str,
+    total: u64,
+    shown: u64,
+}
+
+impl Progress {
+    fn new(enabled: bool, label: &'static str, total: u64) -> Self {
+        Progress {
+            enabled: enabled && total > 0 && std::io::stderr().is_terminal(),
+            label,
+            total,
+            shown: u64::MAX,
+        }
+    }
+
+    fn tick(&mut self, done: u64) {
+        if !self.enabled {
+            return;
+        }
+        let pct = done * 100 / self.total;
+        if pct != self.shown {
+            self.shown = pct;
+            let bar = "#".repeat((pct / 4) as usize);
+            let _ = write!(
+                std::io::stderr(),
+                "\r{:<12} [{bar:<25}] {pct:>3}%",
+                self.label
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if self.enabled {
+            let _ = write!(std::io::stderr(), "\r{:60}\r", "");
+        }
+    }
+}
+
+/// Run `workload` serially and speculatively and compare.
+///
+/// # Errors
+/// A message when the processor cannot be configured.
+pub fn run(workload: &AnyWorkload, options: &RunOptions) -> Result<Report, String> {
+    match workload {
+        AnyWorkload::Noun(w) => run_typed(w, options),
+        AnyWorkload::Map(w) => run_typed(w, options),
+    }
+}
+
+fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report, String> {
+    let n = w.params.events;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let capacity2 = capacity(2);
+    let capacity_t = if options.threads == 2 {
+        capacity2
+    } else {
+        capacity(options.threads)
+    };
+
+    let serial = SerialProcessor::new(w.regions.clone(), w.kernel.clone(), w.fuel);
+    let mut digest = Digest::default();
+    let mut bar = Progress::new(options.progress, "serial", n);
+    let (c0, t0) = (cpu_secs(), Instant::now());
+    let serial_state = serial.stream(w.state.clone(), w.events(), |c: Committed<S>| {
+        digest.add(c.index, &c.outcome);
+        bar.tick(c.index + 1);
+    });
+    let (serial_secs, serial_cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
+    bar.finish();
+    let serial_digest = digest.value();
+
+    let config = Config {
+        threads: options.threads,
+        fuel: w.fuel,
+        window: options.window,
+        adaptive: options.adaptive,
+    };
+    let processor =
+        Processor::new(w.regions.clone(), w.kernel.clone(), config).map_err(|e| e.to_string())?;
+    let mut digest = Digest::default();
+    let mut bar = Progress::new(options.progress, "speculative", n);
+    let (c0, t0) = (cpu_secs(), Instant::now());
+    let (state, metrics) = processor.stream(w.state.clone(), w.events(), |c: Committed<S>| {
+        digest.add(c.index, &c.outcome);
+        bar.tick(c.index + 1);
+    });
+    let (parallel_secs, parallel_cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
+    bar.finish();
+    let identical = state == serial_state && digest.value() == serial_digest;
+
+    let available_parallelism = if options.analyze {
+        let (_, meter) = serial.analyze(w.state.clone(), w.events(), |_| {});
+        meter.available_parallelism()
+    } else {
+        f64::NAN
+    };
+    let rate = |secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    Ok(Report {
+        workload: w.name.into(),
+        events: n,
+        threads: options.threads,
+        seed: w.params.seed,
+        serial_secs,
+        parallel_secs,
+        serial_events_per_sec: rate(serial_secs),
+        parallel_events_per_sec: rate(parallel_secs),
+        speedup: serial_secs / parallel_secs.max(1e-12),
+        identical,
+        reexecutions: metrics.reexecutions,
+        aborts: metrics.aborts,
+        direct: metrics.direct,
+        commit_stalls: metrics.commit_stalls,
+        validation_failures: metrics.failed_validations,
+        cpu_ratio: parallel_cpu / serial_cpu.max(1e-12),
+        available_parallelism,
+        capacity: capacity2,
+        capacity_at_threads: capacity_t,
+        cores,
+        mug: state.mug(),
+    })
+}
+
+/// The readable summary of a report.
+pub fn summary(r: &Report) -> String {
+    let pct = |x: u64| 100.0 * x as f64 / r.events.max(1) as f64;
+    let mut s = String::new();
+    s += &format!(
+        "spectree run: workload {}, {} events, {} threads, seed {}\n",
+        r.workload, r.events, r.threads, r.seed
+    );
+    s += &format!(
+        "machine:      {} cores; parallel capacity {:.2}x (2 CPU-bound threads vs 1){}\n",
+        r.cores,
+        r.capacity,
+        if r.threads == 2 {
+            String::new()
+        } else {
+            format!(", {:.2}x at {} threads", r.capacity_at_threads, r.threads)
+        }
+    );
+    s += &format!(
+        "serial:       {:>9.3} s {:>12.0} events/s\n",
+        r.serial_secs, r.serial_events_per_sec
+    );
+    s += &format!(
+        "speculative:  {:>9.3} s {:>12.0} events/s\n",
+        r.parallel_secs, r.parallel_events_per_sec
+    );
+    s += &format!(
+        "speedup:      {:.2}x ({:.2} of capacity at {} threads); cpu ratio {:.2}\n",
+        r.speedup,
+        r.speedup / r.capacity_at_threads.max(1e-12),
+        r.threads,
+        r.cpu_ratio
+    );
+    s += &format!(
+        "re-executed:  {:.2}% of events (aborted early {:.2}%, failed validation {:.2}%); direct {:.1}%; commit stalls {}\n",
+        pct(r.reexecutions),
+        pct(r.aborts),
+        pct(r.validation_failures),
+        pct(r.direct),
+        r.commit_stalls
+    );
+    if r.available_parallelism.is_finite() {
+        s += &format!(
+            "parallelism:  {:.2} available (work / longest dependent chain)\n",
+            r.available_parallelism
+        );
+    }
+    s += &format!(
+        "identical:    {} (final mug 0x{:x})\n",
+        if r.identical {
+            "yes"
+        } else {
+            "NO: serial and speculative results differ"
+        },
+        r.mug
+    );
+    s
+}

@@ -1,0 +1,309 @@
+//! Built-in workloads, deterministic from a seed, shared by the CLI, the
+//! benches and the fuzz targets.
+//!
+//! Invariant: a workload's initial state and its `i`-th event depend only
+//! on its [`Params`] and `i`, never on time, threads or what ran before;
+//! so two runs of the same workload see the same log.
+//!
+//! | name | state | events |
+//! |---|---|---|
+//! | `independent` | noun, 256 leaf regions | event `i` reads and writes leaf `i mod 256`; about 20 µs of work (Rust) |
+//! | `arvo` | noun: 16 subsystems of 8 leaves | keystroke (2 subsystems), web request (3), timer (1), read-only query (1); Zipf-skewed subsystems; half Nock, half Rust; about 20 µs |
+//! | `hotspot` | noun | every event reads and writes the same leaf; about 20 µs (Rust) |
+//! | `tiny` | noun, 1024 leaf regions | one random leaf; about 1 µs (Rust) |
+//! | `kv` | map of `keys` keys | reads then writes `per_event` random keys (a `hot` share of picks go to key 0); about 4 µs |
+//!
+//! With `faults > 0`, that share of events fails instead: a Rust event that
+//! panics or returns an error, a Nock event that crashes or runs out of fuel.
+
+mod events;
+mod rng;
+
+use std::sync::Arc;
+
+use spectree_noun::Noun;
+use spectree_stm::{HashRegions, MapKey, MapState, NounState, RegionMap, Regions, State};
+use thiserror::Error;
+
+pub use events::{spin, NockTouch, Touch, ITERS_PER_US, KERNEL, NOCK_ITERS_PER_US};
+pub use rng::Rng;
+
+use crate::event::{Backend, Event};
+
+/// The names of the built-in workloads.
+pub const NAMES: [&str; 5] = ["independent", "arvo", "hotspot", "tiny", "kv"];
+
+/// A workload's parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Number of events.
+    pub events: u64,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Work per event in microseconds (`None`: the workload's default).
+    pub work_us: Option<f64>,
+    /// Share of events that fail on purpose (0 to 1).
+    pub faults: f64,
+    /// `kv`: number of keys.
+    pub keys: u64,
+    /// `kv`: keys each event reads and writes.
+    pub per_event: u64,
+    /// `kv`: share of key picks that go to the hot key.
+    pub hot: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            events: 10_000,
+            seed: 1,
+            work_us: None,
+            faults: 0.0,
+            keys: 1000,
+            per_event: 2,
+            hot: 0.0,
+        }
+    }
+}
+
+/// Why a workload cannot be built.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum WorkloadError {
+    /// No workload has this name.
+    #[error("unknown workload {0:?} (known: independent, arvo, hotspot, tiny, kv)")]
+    Unknown(String),
+    /// A parameter is out of range.
+    #[error("bad workload parameter: {0}")]
+    Param(String),
+}
+
+/// A workload over state `S`: its initial state, regions, kernel, fuel and
+/// events.
+#[derive(Clone)]
+pub struct Workload<S: Backend> {
+    /// The workload's name.
+    pub name: &'static str,
+    /// Its parameters.
+    pub params: Params,
+    /// The initial state.
+    pub state: S,
+    /// The state's regions.
+    pub regions: Arc<dyn Regions<S::Key>>,
+    /// The kernel for Nock events.
+    pub kernel: Option<Noun>,
+    /// Fuel per Nock event the workload needs (its out-of-fuel faults use
+    /// more).
+    pub fuel: u64,
+    generate: Arc<dyn Fn(u64) -> Event<S> + Send + Sync>,
+}
+
+impl<S: Backend> Workload<S> {
+    /// Event `i`.
+    pub fn event(&self, i: u64) -> Event<S> {
+        (self.generate)(i)
+    }
+
+    /// The events, lazily.
+    pub fn events(&self) -> impl Iterator<Item = Event<S>> + '_ {
+        (0..self.params.events).map(|i| self.event(i))
+    }
+}
+
+/// A workload of either state kind.
+#[derive(Clone)]
+pub enum AnyWorkload {
+    /// Over a noun state.
+    Noun(Workload<NounState>),
+    /// Over a map state.
+    Map(Workload<MapState>),
+}
+
+impl AnyWorkload {
+    /// Build the workload called `name`.
+    ///
+    /// # Errors
+    /// [`WorkloadError`] for an unknown name or out-of-range parameters.
+    pub fn build(name: &str, params: Params) -> Result<AnyWorkload, WorkloadError> {
+        if !(0.0..=1.0).contains(&params.faults) {
+            return Err(WorkloadError::Param(format!(
+                "faults {} is not in 0..=1",
+                params.faults
+            )));
+        }
+        if !(0.0..=1.0).contains(&params.hot) {
+            return Err(WorkloadError::Param(format!(
+                "hot {} is not in 0..=1",
+                params.hot
+            )));
+        }
+        if let Some(w) = params.work_us {
+            if !(0.0..=1e6).contains(&w) {
+                return Err(WorkloadError::Param(format!(
+                    "work {w} µs is not in 0..=1000000"
+                )));
+            }
+        }
+        Ok(match name {
+            "independent" => AnyWorkload::Noun(leaves("independent", params, 8, 20.0, Pick::Own)),
+            "hotspot" => AnyWorkload::Noun(leaves("hotspot", params, 4, 20.0, Pick::Same)),
+            "tiny" => AnyWorkload::Noun(leaves("tiny", params, 10, 1.0, Pick::Random)),
+            "arvo" => AnyWorkload::Noun(arvo(params)),
+            "kv" => AnyWorkload::Map(kv(params)?),
+            other => return Err(WorkloadError::Unknown(other.into())),
+        })
+    }
+
+    /// The workload's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnyWorkload::Noun(w) => w.name,
+            AnyWorkload::Map(w) => w.name,
+        }
+    }
+}
+
+/// A balanced noun of `2^depth` leaves, all 0.
+fn tree(depth: u32) -> Noun {
+    let mut level = Noun::ZERO;
+    for _ in 0..depth {
+        level = Noun::cell(level.clone(), level);
+    }
+    level
+}
+
+fn leaf(depth: u32, i: u64) -> spectree_noun::Axis {
+    spectree_noun::Axis::new((1u64 << depth) + i).expect("nonzero")
+}
+
+#[derive(Clone, Copy)]
+enum Pick {
+    Own,
+    Same,
+    Random,
+}
+
+/// Rust events each touching one leaf of a balanced tree of depth `depth`.
+fn leaves(
+    name: &'static str,
+    params: Params,
+    depth: u32,
+    work: f64,
+    pick: Pick,
+) -> Workload<NounState> {
+    let work_us = params.work_us.unwrap_or(work);
+    let (seed, faults) = (params.seed, params.faults);
+    let n = 1u64 << depth;
+    Workload {
+        name,
+        state: NounState(tree(depth)),
+        regions: Arc::new(RegionMap::depth(u64::from(depth)).expect("depth <= 16")),
+        kernel: Some(KERNEL.parse().expect("kernel parses")),
+        fuel: 200_000,
+        params,
+        generate: Arc::new(move |i| {
+            let mut rng = Rng::at(seed, i);
+            let at = match pick {
+                Pick::Own => i % n,
+                Pick::Same => 0,
+                Pick::Random => rng.below(n),
+            };
+            let touch = Touch::rmw(vec![leaf(depth, at)], work_us, rng.next());
+            events::with_fault(Event::Rust(Arc::new(touch)), &mut rng, faults, false)
+        }),
+    }
+}
+
+/// 16 subsystems (axes 16 to 31) of 8 leaves each; regions are the leaves.
+fn arvo(params: Params) -> Workload<NounState> {
+    let work_us = params.work_us.unwrap_or(20.0);
+    let (seed, faults) = (params.seed, params.faults);
+    // Zipf(1) over the 16 subsystems.
+    let weights: Vec<f64> = (1..=16).map(|r| 1.0 / r as f64).collect();
+    Workload {
+        name: "arvo",
+        state: NounState(tree(7)),
+        regions: Arc::new(RegionMap::depth(7).expect("depth <= 16")),
+        kernel: Some(KERNEL.parse().expect("kernel parses")),
+        fuel: 200_000,
+        params,
+        generate: Arc::new(move |i| {
+            let mut rng = Rng::at(seed, i);
+            // keystroke 40%, web request 20%, timer 25%, query 15%
+            let (touched, writes) = match rng.below(100) {
+                0..40 => (2, true),
+                40..60 => (3, true),
+                60..85 => (1, true),
+                _ => (1, false),
+            };
+            let mut subsystems: Vec<u64> = Vec::new();
+            while (subsystems.len() as u64) < touched {
+                let s = rng.weighted(&weights);
+                if !subsystems.contains(&s) {
+                    subsystems.push(s);
+                }
+            }
+            let axes: Vec<_> = subsystems
+                .iter()
+                .map(|&s| leaf(7, s * 8 + rng.below(8)))
+                .collect();
+            let nock = rng.below(2) == 0;
+            let event = match (nock, writes) {
+                (true, true) => Event::Nock(NockTouch::rmw(&axes, work_us).formula()),
+                (true, false) => Event::Nock(NockTouch::read(&axes, work_us).formula()),
+                (false, true) => Event::Rust(Arc::new(Touch::rmw(axes, work_us, rng.next()))),
+                (false, false) => Event::Rust(Arc::new(Touch::read(axes, work_us, rng.next()))),
+            };
+            events::with_fault(event, &mut rng, faults, nock)
+        }),
+    }
+}
+
+fn kv(params: Params) -> Result<Workload<MapState>, WorkloadError> {
+    if params.keys == 0 || params.per_event == 0 || params.per_event > params.keys {
+        return Err(WorkloadError::Param(format!(
+            "kv needs 1 <= per-event keys ({}) <= keys ({})",
+            params.per_event, params.keys
+        )));
+    }
+    if params.keys > 10_000_000 {
+        return Err(WorkloadError::Param(format!(
+            "{} keys is more than 10^7",
+            params.keys
+        )));
+    }
+    let work_us = params.work_us.unwrap_or(4.0);
+    let (seed, faults, keys, per, hot) = (
+        params.seed,
+        params.faults,
+        params.keys,
+        params.per_event,
+        params.hot,
+    );
+    let mut state = MapState::default();
+    for k in 0..keys {
+        state = state
+            .put(&MapKey(Noun::atom(k)), Noun::ZERO)
+            .expect("map puts do not fail");
+    }
+    Ok(Workload {
+        name: "kv",
+        state,
+        regions: Arc::new(HashRegions(4096)),
+        kernel: None,
+        fuel: 200_000,
+        params,
+        generate: Arc::new(move |i| {
+            let mut rng = Rng::at(seed, i);
+            let mut picked: Vec<u64> = Vec::new();
+            while (picked.len() as u64) < per {
+                let k = if rng.chance(hot) { 0 } else { rng.below(keys) };
+                if !picked.contains(&k) {
+                    picked.push(k);
+                }
+            }
+            let keys = picked.into_iter().map(|k| MapKey(Noun::atom(k))).collect();
+            let touch = Touch::rmw(keys, work_us, rng.next());
+            events::with_fault(Event::Rust(Arc::new(touch)), &mut rng, faults, false)
+        }),
+    })
+}
