@@ -346,23 +346,6 @@ fn default_command() -> Command {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_on_arvo_is_the_default_command() {
-        match default_command() {
-            Command::Run(args) => {
-                assert_eq!(args.workload, "arvo");
-                assert_eq!(args.events, None);
-                assert!(!args.no_adapt);
-            }
-            other => panic!("default is {other:?}"),
-        }
-    }
-}
-
 /// Exit status when the speculative results differ from the serial ones.
 pub const EXIT_DIFFERENT: i32 = 4;
 
@@ -415,5 +398,22 @@ fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
             code: EXIT_DIFFERENT,
             message: "the speculative results differ from the serial ones".into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_on_arvo_is_the_default_command() {
+        match default_command() {
+            Command::Run(args) => {
+                assert_eq!(args.workload, "arvo");
+                assert_eq!(args.events, None);
+                assert!(!args.no_adapt);
+            }
+            other => panic!("default is {other:?}"),
+        }
     }
 }
