@@ -8,7 +8,7 @@ use spectree_stm::{AccessSet, Key};
 ///
 /// Every event is executed at least once; `executions = events +
 /// reexecutions`, and `reexecutions = aborts + failed_validations`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metrics {
     /// Events committed.
     pub events: u64,
@@ -32,6 +32,13 @@ pub struct Metrics {
     pub commit_stalls: u64,
     /// Changes of the speculation width by the adaptive controller.
     pub width_changes: u64,
+    /// Wall seconds some thread held the commit role (committing, and
+    /// executing events the commit path needed).
+    pub commit_secs: f64,
+    /// Naps (of about 20 µs) taken by threads that found nothing to do.
+    pub naps: u64,
+    /// Pool workers started (they return to the pool when idle).
+    pub spawns: u64,
 }
 
 /// Measures a workload's available parallelism: total work divided by the

@@ -48,6 +48,12 @@ pub struct Report {
     pub commit_stalls: u64,
     /// Validation failures, all regions.
     pub validation_failures: u64,
+    /// Seconds the commit role was held.
+    pub commit_secs: f64,
+    /// Naps of idle threads.
+    pub naps: u64,
+    /// Pool workers started.
+    pub spawns: u64,
     /// Parallel CPU seconds over serial CPU seconds.
     pub cpu_ratio: f64,
     /// Total work over the longest chain of dependent events.
@@ -261,6 +267,9 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report
         direct: metrics.direct,
         commit_stalls: metrics.commit_stalls,
         validation_failures: metrics.failed_validations,
+        commit_secs: metrics.commit_secs,
+        naps: metrics.naps,
+        spawns: metrics.spawns,
         cpu_ratio: parallel_cpu / serial_cpu.max(1e-12),
         available_parallelism,
         capacity: capacity2,
@@ -310,6 +319,12 @@ pub fn summary(r: &Report) -> String {
         pct(r.validation_failures),
         pct(r.direct),
         r.commit_stalls
+    );
+    s += &format!(
+        "internals:    commit role held {:.1}% of the run; {} naps; {} workers started\n",
+        100.0 * r.commit_secs / r.parallel_secs.max(1e-12),
+        r.naps,
+        r.spawns
     );
     if r.available_parallelism.is_finite() {
         s += &format!(

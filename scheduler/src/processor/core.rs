@@ -27,6 +27,9 @@ pub(crate) const RUNNING: u64 = 1;
 pub(crate) const DONE: u64 = 2;
 pub(crate) const COMMITTED: u64 = 3;
 
+/// Most commits per hold of the commit role.
+const COMMITS_PER_HOLD: usize = 64;
+
 pub(crate) fn word(index: usize, phase: u64) -> u64 {
     ((index as u64) << 2) | phase
 }
@@ -68,6 +71,8 @@ pub(crate) struct Head<S: Backend> {
     pub controller: Controller,
     pub failures: Vec<u64>,
     pub failed: u64,
+    /// Aborts already reported to the controller.
+    seen_aborts: u64,
     pub stalls: u64,
     pub direct: u64,
 }
@@ -88,6 +93,10 @@ pub(crate) struct Core<'m, S: Backend> {
     pub head: Mutex<Head<S>>,
     pub executions: AtomicU64,
     pub aborts: AtomicU64,
+    /// Nanoseconds spent holding the commit role.
+    pub commit_nanos: AtomicU64,
+    /// Naps taken by idle threads.
+    pub naps: AtomicU64,
     /// Set when the run ends (or fails): workers return.
     pub stop: AtomicBool,
     regions: usize,
@@ -128,17 +137,21 @@ impl<'m, S: Backend> Core<'m, S> {
                 controller,
                 failures: vec![0; regions],
                 failed: 0,
+                seen_aborts: 0,
                 stalls: 0,
                 direct: 0,
             }),
             executions: AtomicU64::new(0),
             aborts: AtomicU64::new(0),
+            commit_nanos: AtomicU64::new(0),
+            naps: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             regions,
         }
     }
 
-    pub fn window(&self) -> usize {
+    /// Number of slots (and of log entries kept).
+    pub fn slots(&self) -> usize {
         self.slots.len()
     }
 
@@ -186,28 +199,32 @@ impl<'m, S: Backend> Core<'m, S> {
         (k..end).any(|i| self.slot(i).word.load(Ordering::Relaxed) == word(i, PENDING))
     }
 
-    /// Claim the lowest pending event within the width of the newest
-    /// snapshot and execute it. Returns whether it did.
+    /// Claim the lowest pending event within the width and execute it
+    /// against the newest snapshot. Returns whether it did.
+    ///
+    /// Claiming looks at atomics only; the snapshot is loaded after the
+    /// claim, so idle threads never touch the lock the commit path
+    /// publishes through. The snapshot's version `v` then satisfies
+    /// `committed-seen <= v <= i` (commits publish before advancing
+    /// `committed`, and event `i` cannot commit while we hold it), so
+    /// `i - v` stays below the width.
     pub fn claim_and_run(&self) -> bool {
-        let (v, state) = self.load_snapshot();
+        let k = self.committed.load(Ordering::Acquire);
         let width = self.width.load(Ordering::Relaxed);
-        let end = self.admitted.load(Ordering::Acquire).min(v + width);
-        for i in v..end {
+        let end = self.admitted.load(Ordering::Acquire).min(k + width);
+        for i in k..end {
             let slot = self.slot(i);
             let pending = word(i, PENDING);
             if slot.word.load(Ordering::Relaxed) != pending
                 || slot
                     .word
-                    .compare_exchange(
-                        pending,
-                        word(i, RUNNING),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
+                    .compare_exchange(pending, word(i, RUNNING), Ordering::AcqRel, Ordering::Relaxed)
                     .is_err()
             {
                 continue;
             }
+            let (v, state) = self.load_snapshot();
+            debug_assert!(k <= v && v <= i, "snapshot {v} outside {k}..={i}");
             self.run_claimed(i, v, &state, width);
             return true;
         }
@@ -230,6 +247,10 @@ impl<'m, S: Backend> Core<'m, S> {
             let exec =
                 self.machine
                     .tracked(&event, state, Some(watch.cancel.clone()), Some(as_read));
+            // Its end state is built on an old snapshot: never committed as
+            // is (the writes are grafted instead). Free it here, in parallel.
+            let mut exec = exec;
+            exec.state = state.clone();
             let mut data = lock(&slot.data);
             data.watch = None;
             if watch.cancel.is_cancelled() {
@@ -262,65 +283,63 @@ impl<'m, S: Backend> Core<'m, S> {
     /// Returns whether anything was committed.
     pub fn try_commit(&self) -> bool {
         let mut progressed = false;
+        if !self.frontier_done() {
+            return false;
+        }
         loop {
             let mut head = match self.head.try_lock() {
                 Ok(h) => h,
                 Err(TryLockError::Poisoned(e)) => e.into_inner(),
                 Err(TryLockError::WouldBlock) => return progressed,
             };
+            let t = std::time::Instant::now();
             progressed |= self.commit_ready(&mut head);
             drop(head);
+            self.commit_nanos
+                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             // A result finished after we looked and before we let go has
             // had its `try_lock` fail: look again (see README, hand-off).
+            // A pending frontier needs no such care: whoever claims next
+            // takes the lowest pending event.
             fence(Ordering::SeqCst);
-            if !self.frontier_ready() {
+            if !self.frontier_done() {
                 return progressed;
             }
         }
     }
 
-    fn frontier_ready(&self) -> bool {
+    fn frontier_done(&self) -> bool {
         let k = self.committed.load(Ordering::SeqCst);
-        if k >= self.admitted.load(Ordering::SeqCst) {
-            return false;
-        }
-        let w = self.slot(k).word.load(Ordering::SeqCst);
-        w == word(k, DONE) || w == word(k, PENDING)
+        k < self.admitted.load(Ordering::SeqCst)
+            && self.slot(k).word.load(Ordering::SeqCst) == word(k, DONE)
     }
 
+
+    /// Commit the finished results at the frontier, at most
+    /// [`COMMITS_PER_HOLD`] of them, then return so that the thread holding
+    /// the role goes back to its other duties (the coordinator admits and
+    /// delivers). A pending frontier is left to the claim that follows
+    /// every commit attempt: claims take the lowest pending event first.
     fn commit_ready(&self, head: &mut Head<S>) -> bool {
         let mut any = false;
-        loop {
+        for _ in 0..COMMITS_PER_HOLD {
             let k = head.committed;
             if k >= self.admitted.load(Ordering::Acquire) {
-                return any;
+                break;
             }
             let slot = self.slot(k);
             let w = slot.word.load(Ordering::Acquire);
-            let finished = if w == word(k, DONE) {
-                lock(&slot.data)
-                    .result
-                    .take()
-                    .expect("a done slot has a result")
-            } else if w == word(k, PENDING)
-                && slot
-                    .word
-                    .compare_exchange(w, word(k, RUNNING), Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
-                let event = lock(&slot.data).event.clone().expect("an admitted event");
-                self.executions.fetch_add(1, Ordering::Relaxed);
-                let width = self.width.load(Ordering::Relaxed);
-                self.frontier(&event, &head.state, k, width)
-            } else {
+            if w != word(k, DONE) {
                 if w == word(k, RUNNING) {
                     head.stalls += 1;
                 }
-                return any;
-            };
+                break;
+            }
+            let finished = lock(&slot.data).result.take().expect("a done slot has a result");
             self.commit(head, k, finished);
             any = true;
         }
+        any
     }
 
     /// Whether `reads` (from the state after `snapshot` events) still holds
@@ -333,11 +352,10 @@ impl<'m, S: Backend> Core<'m, S> {
         snapshot: usize,
         k: usize,
     ) -> bool {
-        let window = self.window();
-        debug_assert!(
-            k - snapshot <= window,
-            "log entries are kept for one window"
-        );
+        let window = self.slots();
+        if k - snapshot >= window {
+            return false; // older than the log (cannot happen; be safe)
+        }
         for v in snapshot..k {
             match &head.log[v % window] {
                 Some(Logged::Writes(w)) => {
@@ -395,8 +413,11 @@ impl<'m, S: Backend> Core<'m, S> {
             data.output = Some((outcome, state.clone()));
         }
         slot.word.store(word(k, COMMITTED), Ordering::Release);
-        self.doom(k, &logged);
-        let window = self.window();
+        wasted += self.doom(head, k, &logged);
+        let aborts = self.aborts.load(Ordering::Relaxed);
+        wasted += aborts - head.seen_aborts;
+        head.seen_aborts = aborts;
+        let window = self.slots();
         head.log[k % window] = Some(logged);
         head.state = state.clone();
         head.committed = k + 1;
@@ -410,34 +431,78 @@ impl<'m, S: Backend> Core<'m, S> {
     /// Record that event `k` was committed by direct execution outside the
     /// slots (its writes are unknown).
     pub fn log_direct(&self, head: &mut Head<S>, k: usize) {
-        let window = self.window();
+        let window = self.slots();
         head.log[k % window] = Some(Logged::Everything);
     }
 
-    /// Tell running executions whose snapshots predate commit `k` what it
-    /// wrote, cancelling those that already read there.
-    fn doom(&self, k: usize, logged: &Logged<S::Key>) {
+    /// Act on what commit `k` wrote, for executions whose snapshots predate
+    /// it: tell running ones (cancelling those that already read there),
+    /// and send finished ones that it invalidates back to pending, so that
+    /// idle threads re-execute them in parallel instead of the commit path
+    /// finding them stale one by one. Returns the finished results
+    /// discarded.
+    fn doom(&self, head: &mut Head<S>, k: usize, logged: &Logged<S::Key>) -> u64 {
         let bits = match logged {
-            Logged::Writes(a) if !a.write_regions().any() => return,
+            Logged::Writes(a) if !a.write_regions().any() => return 0,
             Logged::Writes(a) => Some(a.write_regions()),
             Logged::Everything => None,
         };
-        let end = self.admitted.load(Ordering::Acquire);
+        let mut discarded = 0;
+        // Only events within the width can have been claimed.
+        let end = self
+            .admitted
+            .load(Ordering::Acquire)
+            .min(k + 1 + self.width.load(Ordering::Relaxed));
         for j in k + 1..end {
             let slot = self.slot(j);
-            if slot.word.load(Ordering::Acquire) != word(j, RUNNING) {
-                continue;
-            }
-            let Some(watch) = lock(&slot.data).watch.clone() else {
-                continue;
-            };
-            if watch.snapshot > k {
-                continue;
-            }
-            match bits {
-                Some(bits) => bits.iter_ones().for_each(|r| watch.written(r)),
-                None => watch.cancel.cancel(),
+            let w = slot.word.load(Ordering::Acquire);
+            if w == word(j, RUNNING) {
+                let Some(watch) = lock(&slot.data).watch.clone() else {
+                    continue;
+                };
+                if watch.snapshot > k {
+                    continue;
+                }
+                match bits {
+                    Some(bits) => bits.iter_ones().for_each(|r| watch.written(r)),
+                    None => watch.cancel.cancel(),
+                }
+            } else if w == word(j, DONE) {
+                // Only the commit role, which we hold, moves a slot out of DONE.
+                let mut data = lock(&slot.data);
+                let Some(Finished::Tracked { exec, snapshot }) = &data.result else {
+                    continue;
+                };
+                if *snapshot > k {
+                    continue;
+                }
+                let stale = match logged {
+                    Logged::Writes(a) => {
+                        let stale = exec.access.conflicts_with(a);
+                        if stale {
+                            for r in exec.access.conflict_regions(a).iter_ones() {
+                                head.failures[r] += 1;
+                            }
+                        }
+                        stale
+                    }
+                    Logged::Everything => {
+                        for r in exec.access.read_regions().iter_ones() {
+                            head.failures[r] += 1;
+                        }
+                        true
+                    }
+                };
+                if stale {
+                    head.failed += 1;
+                    discarded += 1;
+                    let dead = data.result.take();
+                    drop(data);
+                    slot.word.store(word(j, PENDING), Ordering::SeqCst);
+                    drop(dead);
+                }
             }
         }
+        discarded
     }
 }

@@ -12,7 +12,7 @@ mod core;
 mod watch;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,10 +131,15 @@ impl<S: Backend> Processor<S> {
     ) -> (S, Metrics) {
         let window = self.config.effective_window();
         let controller = Controller::new(window, self.config.threads, self.config.adaptive);
-        let core = Core::new(&self.machine, state, window, controller);
+        // Slots beyond the speculation window buffer admitted events and
+        // undelivered outputs, so that workers do not run dry while the
+        // calling thread is busy executing an event itself.
+        let slots = (4 * window).max(64);
+        let core = Core::new(&self.machine, state, slots, controller);
         let shared = Shared {
             core: &core,
             active: AtomicUsize::new(0),
+            spawns: AtomicU64::new(0),
             failure: Mutex::new(None),
         };
         let workers = self.config.threads - 1;
@@ -142,6 +147,7 @@ impl<S: Backend> Processor<S> {
             Some(pool) => pool.in_place_scope(|scope| {
                 let mut spawn = || {
                     shared.active.fetch_add(1, Ordering::SeqCst);
+                    shared.spawns.fetch_add(1, Ordering::Relaxed);
                     let s = &shared;
                     scope.spawn(move |_| s.worker());
                 };
@@ -165,6 +171,9 @@ impl<S: Backend> Processor<S> {
             validation_failures: head.failures.clone(),
             commit_stalls: head.stalls,
             width_changes: head.controller.changes,
+            commit_secs: core.commit_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+            naps: core.naps.load(Ordering::Relaxed),
+            spawns: shared.spawns.load(Ordering::Relaxed),
         };
         (head.state.clone(), metrics)
     }
@@ -174,25 +183,38 @@ struct Shared<'c, 'm, S: Backend> {
     core: &'c Core<'m, S>,
     /// Pool workers currently looping.
     active: AtomicUsize,
+    /// Pool workers spawned.
+    spawns: AtomicU64,
     /// A worker's internal panic (a bug), reported by the caller.
     failure: Mutex<Option<String>>,
 }
 
 impl<S: Backend> Shared<'_, '_, S> {
     /// A pool worker: commit and execute until there is nothing to do for
-    /// a little while, then return to the pool (rayon puts the thread to
-    /// sleep; the coordinator spawns a worker again when work appears).
+    /// about [`IDLE_EXIT`], then return to the pool (rayon puts the thread
+    /// to sleep; the coordinator spawns a worker again when work appears).
+    /// While idle it runs any other work of the pool first, and otherwise
+    /// naps briefly: it never blocks on a lock or condition variable.
     fn worker(&self) {
         let core = self.core;
         let result = catch_unwind(AssertUnwindSafe(|| {
             let backoff = Backoff::new();
+            let mut idle_since: Option<std::time::Instant> = None;
             while !core.stop.load(Ordering::Relaxed) {
                 if core.try_commit() | core.claim_and_run() {
                     backoff.reset();
-                } else if backoff.is_completed() {
-                    break;
-                } else {
+                    idle_since = None;
+                } else if !backoff.is_completed() {
                     backoff.snooze();
+                } else if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+                    idle_since = None;
+                } else {
+                    let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() >= IDLE_EXIT {
+                        break;
+                    }
+                    core.naps.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(NAP);
                 }
             }
         }));
@@ -219,6 +241,11 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// How long a pool worker stays without work before returning to the pool.
+const IDLE_EXIT: Duration = Duration::from_millis(2);
+/// How long an idle thread naps between looks for work.
+const NAP: Duration = Duration::from_micros(20);
+
 /// Most events the coordinator runs directly per hold of the commit role.
 const DIRECT_BATCH: usize = 64;
 
@@ -233,7 +260,7 @@ fn coordinate<S: Backend>(
 ) {
     let core = shared.core;
     let _stop = StopOnDrop(&core.stop);
-    let window = core.window();
+    let slots = core.slots();
     let mut events = events.into_iter().fuse();
     let mut exhausted = false;
     let mut delivered = 0usize;
@@ -253,7 +280,7 @@ fn coordinate<S: Backend>(
             progressed |= ran;
         }
         // Admit events while the window has room.
-        while !exhausted && core.admitted.load(Ordering::Relaxed) < delivered + window {
+        while !exhausted && core.admitted.load(Ordering::Relaxed) < delivered + slots {
             if core.width.load(Ordering::Relaxed) == 1
                 && delivered == core.admitted.load(Ordering::Relaxed)
             {
@@ -291,7 +318,8 @@ fn coordinate<S: Backend>(
             backoff.reset();
         } else if backoff.is_completed() {
             // Not a pool thread: sleeping here blocks no stealable work.
-            std::thread::sleep(Duration::from_micros(20));
+            core.naps.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(NAP);
         } else {
             backoff.snooze();
         }
