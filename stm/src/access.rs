@@ -57,6 +57,11 @@ pub struct AccessSet<K: Key> {
     writes: Vec<K>,
     read_bits: BitVec,
     write_bits: BitVec,
+    /// The set bits of `read_bits` and `write_bits`, in first-marked order:
+    /// checks iterate these, in time proportional to what was touched, not
+    /// to the number of regions.
+    read_list: Vec<u32>,
+    write_list: Vec<u32>,
     watch: Watch,
 }
 
@@ -69,6 +74,8 @@ impl<K: Key> AccessSet<K> {
             writes: Vec::new(),
             read_bits: BitVec::repeat(false, regions.count()),
             write_bits: BitVec::repeat(false, regions.count()),
+            read_list: Vec::new(),
+            write_list: Vec::new(),
             watch: Watch(None),
         }
     }
@@ -81,21 +88,22 @@ impl<K: Key> AccessSet<K> {
 
     /// Record that the content at `key` was read.
     pub fn read(&mut self, key: K, regions: &dyn Regions<K>) {
-        let (bits, watch) = (&mut self.read_bits, &self.watch.0);
-        regions.each(&key, &mut |i| note(bits, watch, i));
+        let (bits, list, watch) = (&mut self.read_bits, &mut self.read_list, &self.watch.0);
+        regions.each(&key, &mut |i| note(bits, list, watch, i));
         self.reads.push(key);
     }
 
     /// Record that the existence of `key` was relied on.
     pub fn shape(&mut self, key: K, regions: &dyn Regions<K>) {
-        let (bits, watch) = (&mut self.read_bits, &self.watch.0);
-        regions.each_shape(&key, &mut |i| note(bits, watch, i));
+        let (bits, list, watch) = (&mut self.read_bits, &mut self.read_list, &self.watch.0);
+        regions.each_shape(&key, &mut |i| note(bits, list, watch, i));
         self.shapes.push(key);
     }
 
     /// Record a write at `key`.
     pub fn write(&mut self, key: K, regions: &dyn Regions<K>) {
-        regions.mark(&key, &mut self.write_bits);
+        let (bits, list) = (&mut self.write_bits, &mut self.write_list);
+        regions.each(&key, &mut |i| note(bits, list, &None, i));
         self.writes.push(key);
     }
 
@@ -113,6 +121,7 @@ impl<K: Key> AccessSet<K> {
     pub fn clear_writes(&mut self) {
         self.writes.clear();
         self.write_bits.fill(false);
+        self.write_list.clear();
     }
 
     /// Drop writes that lie inside other writes (the outer write's value
@@ -147,6 +156,16 @@ impl<K: Key> AccessSet<K> {
         &self.write_bits
     }
 
+    /// The regions read (including shapes), each once.
+    pub fn read_region_list(&self) -> &[u32] {
+        &self.read_list
+    }
+
+    /// The regions written, each once.
+    pub fn write_region_list(&self) -> &[u32] {
+        &self.write_list
+    }
+
     /// Whether `committed`'s writes invalidate this set's reads or shapes.
     ///
     /// # Panics
@@ -158,9 +177,9 @@ impl<K: Key> AccessSet<K> {
             "access sets from different region maps"
         );
         let hint = self
-            .read_bits
-            .iter_ones()
-            .any(|i| committed.write_bits.get(i).is_some_and(|b| *b));
+            .read_list
+            .iter()
+            .any(|&i| committed.write_bits.get(i as usize).is_some_and(|b| *b));
         if !hint {
             return false;
         }
@@ -178,8 +197,9 @@ impl<K: Key> AccessSet<K> {
     }
 }
 
-fn note(bits: &mut BitVec, watch: &Option<Arc<dyn ReadWatch>>, i: usize) {
+fn note(bits: &mut BitVec, list: &mut Vec<u32>, watch: &Option<Arc<dyn ReadWatch>>, i: usize) {
     if !bits.replace(i, true) {
+        list.push(i as u32);
         if let Some(w) = watch {
             w.read_region(i);
         }

@@ -49,6 +49,12 @@ impl CancelToken {
         self.0.store(true, Ordering::Release);
     }
 
+    /// Clear the flag, for reuse by a new computation (only once no
+    /// computation that should stay cancelled holds it).
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+
     /// Whether [`cancel`](Self::cancel) was called.
     #[inline]
     pub fn is_cancelled(&self) -> bool {

@@ -7,8 +7,8 @@
 //!
 //! Policy, once per epoch (at least [`EPOCH_COMMITS`] commits and
 //! [`EPOCH_TIME`]):
-//! - while speculating, halve the width when more than half the epoch's
-//!   executions were wasted (conflicts), double it when under a fifth were;
+//! - while speculating, halve the width when more than 30% of the epoch's
+//!   executions were wasted (conflicts), double it when under 10% were;
 //!   fall back to direct execution when the width drops below 2, or when the
 //!   epoch's time per event was more than 10% worse than direct execution's;
 //! - while direct, probe speculation again after a number of epochs that
@@ -106,9 +106,9 @@ impl Controller {
                 self.probe_wait = (self.probe_wait * 2).min(MAX_PROBE_WAIT);
                 self.set(1);
             } else {
-                let w = if waste > 0.5 {
+                let w = if waste > 0.3 {
                     self.width / 2
-                } else if waste < 0.2 {
+                } else if waste < 0.1 {
                     (self.width * 2).min(self.max)
                 } else {
                     self.width

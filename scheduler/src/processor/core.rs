@@ -12,7 +12,7 @@
 //!   it executes the frontier event itself, which nothing else waits for.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use spectree_stm::{graft, AccessSet, Execution, ReadWatch};
 
@@ -42,10 +42,8 @@ pub(crate) enum Finished<S: Backend> {
     Direct { outcome: Outcome, state: S },
 }
 
-#[derive(Default)]
 pub(crate) struct SlotData<S: Backend> {
     pub event: Option<Event<S>>,
-    pub watch: Option<Arc<Watch>>,
     pub result: Option<Finished<S>>,
     pub output: Option<(Outcome, S)>,
 }
@@ -53,6 +51,16 @@ pub(crate) struct SlotData<S: Backend> {
 pub(crate) struct Slot<S: Backend> {
     pub word: AtomicU64,
     pub data: Mutex<SlotData<S>>,
+    /// The speculative execution running here, if any.
+    watch: Arc<Watch>,
+    /// A 64-bit summary (bit `r % 64`) of the read regions of a finished
+    /// tracked result, so the commit path can skip it without locking.
+    summary: AtomicU64,
+}
+
+/// Summary bits of a list of regions.
+fn summary(regions: &[u32]) -> u64 {
+    regions.iter().fold(0, |acc, r| acc | 1u64 << (r % 64))
 }
 
 /// What a committed event wrote, for validating executions whose
@@ -70,6 +78,11 @@ pub(crate) struct Head<S: Backend> {
     log: Vec<Option<Logged<S::Key>>>,
     pub controller: Controller,
     pub failures: Vec<u64>,
+    /// Per region: 1 + the index of the last committed event that wrote
+    /// there (0: none).
+    last_write: Vec<usize>,
+    /// 1 + the index of the last event committed with unknown writes.
+    last_everything: usize,
     pub failed: u64,
     /// Aborts already reported to the controller.
     seen_aborts: u64,
@@ -90,6 +103,10 @@ pub(crate) struct Core<'m, S: Backend> {
     /// The newest committed state and its version. Reference counted: a
     /// version is freed as soon as the last execution using it drops it.
     snapshot: Mutex<(usize, S)>,
+    /// The commit role: taken by compare-and-swap, never waited for.
+    role: AtomicBool,
+    /// The role's state; locked only by the role's holder (so never
+    /// contended) and, after the run, by the caller.
     pub head: Mutex<Head<S>>,
     pub executions: AtomicU64,
     pub aborts: AtomicU64,
@@ -99,7 +116,6 @@ pub(crate) struct Core<'m, S: Backend> {
     pub naps: AtomicU64,
     /// Set when the run ends (or fails): workers return.
     pub stop: AtomicBool,
-    regions: usize,
 }
 
 /// Lock, ignoring poison: a panic elsewhere is reported separately, and
@@ -120,22 +136,26 @@ impl<'m, S: Backend> Core<'m, S> {
                     word: AtomicU64::new(word(i + window, COMMITTED)),
                     data: Mutex::new(SlotData {
                         event: None,
-                        watch: None,
                         result: None,
                         output: None,
                     }),
+                    watch: Arc::new(Watch::new(regions)),
+                    summary: AtomicU64::new(0),
                 })
                 .collect(),
             committed: AtomicUsize::new(0),
             admitted: AtomicUsize::new(0),
             width: AtomicUsize::new(width),
             snapshot: Mutex::new((0, state.clone())),
+            role: AtomicBool::new(false),
             head: Mutex::new(Head {
                 committed: 0,
                 state,
                 log: (0..window).map(|_| None).collect(),
                 controller,
                 failures: vec![0; regions],
+                last_write: vec![0; regions],
+                last_everything: 0,
                 failed: 0,
                 seen_aborts: 0,
                 stalls: 0,
@@ -146,7 +166,6 @@ impl<'m, S: Backend> Core<'m, S> {
             commit_nanos: AtomicU64::new(0),
             naps: AtomicU64::new(0),
             stop: AtomicBool::new(false),
-            regions,
         }
     }
 
@@ -218,7 +237,12 @@ impl<'m, S: Backend> Core<'m, S> {
             if slot.word.load(Ordering::Relaxed) != pending
                 || slot
                     .word
-                    .compare_exchange(pending, word(i, RUNNING), Ordering::AcqRel, Ordering::Relaxed)
+                    .compare_exchange(
+                        pending,
+                        word(i, RUNNING),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
                     .is_err()
             {
                 continue;
@@ -241,8 +265,8 @@ impl<'m, S: Backend> Core<'m, S> {
             // be validated against it.
             self.frontier(&event, state, v, width)
         } else {
-            let watch = Arc::new(Watch::new(v, self.regions));
-            lock(&slot.data).watch = Some(watch.clone());
+            let watch = slot.watch.clone();
+            watch.reset(v);
             let as_read: Arc<dyn ReadWatch> = watch.clone();
             let exec =
                 self.machine
@@ -251,14 +275,13 @@ impl<'m, S: Backend> Core<'m, S> {
             // is (the writes are grafted instead). Free it here, in parallel.
             let mut exec = exec;
             exec.state = state.clone();
-            let mut data = lock(&slot.data);
-            data.watch = None;
             if watch.cancel.is_cancelled() {
-                drop(data);
                 self.aborts.fetch_add(1, Ordering::Relaxed);
                 slot.word.store(word(i, PENDING), Ordering::SeqCst);
                 return;
             }
+            slot.summary
+                .store(summary(exec.access.read_region_list()), Ordering::Relaxed);
             Finished::Tracked { exec, snapshot: v }
         };
         lock(&slot.data).result = Some(finished);
@@ -283,18 +306,19 @@ impl<'m, S: Backend> Core<'m, S> {
     /// Returns whether anything was committed.
     pub fn try_commit(&self) -> bool {
         let mut progressed = false;
+        // Orders our DONE store before the look at the role; pairs with the
+        // fence after a holder's release (see README, hand-off).
+        fence(Ordering::SeqCst);
         if !self.frontier_done() {
             return false;
         }
         loop {
-            let mut head = match self.head.try_lock() {
-                Ok(h) => h,
-                Err(TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(TryLockError::WouldBlock) => return progressed,
+            let Some(mut head) = self.take_role() else {
+                return progressed;
             };
             let t = std::time::Instant::now();
             progressed |= self.commit_ready(&mut head);
-            drop(head);
+            self.release_role(head);
             self.commit_nanos
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             // A result finished after we looked and before we let go has
@@ -308,12 +332,27 @@ impl<'m, S: Backend> Core<'m, S> {
         }
     }
 
+    /// Take the commit role if it is free.
+    pub fn take_role(&self) -> Option<MutexGuard<'_, Head<S>>> {
+        self.role
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+            .ok()?;
+        Some(lock(&self.head))
+    }
+
+    /// Give the commit role back. Sequentially consistent, so that a
+    /// thread whose attempt to take it failed published its result before
+    /// this store in the total order, where our re-check sees it.
+    pub fn release_role(&self, head: MutexGuard<'_, Head<S>>) {
+        drop(head);
+        self.role.store(false, Ordering::SeqCst);
+    }
+
     fn frontier_done(&self) -> bool {
         let k = self.committed.load(Ordering::SeqCst);
         k < self.admitted.load(Ordering::SeqCst)
             && self.slot(k).word.load(Ordering::SeqCst) == word(k, DONE)
     }
-
 
     /// Commit the finished results at the frontier, at most
     /// [`COMMITS_PER_HOLD`] of them, then return so that the thread holding
@@ -335,7 +374,10 @@ impl<'m, S: Backend> Core<'m, S> {
                 }
                 break;
             }
-            let finished = lock(&slot.data).result.take().expect("a done slot has a result");
+            let finished = lock(&slot.data)
+                .result
+                .take()
+                .expect("a done slot has a result");
             self.commit(head, k, finished);
             any = true;
         }
@@ -355,6 +397,20 @@ impl<'m, S: Backend> Core<'m, S> {
         let window = self.slots();
         if k - snapshot >= window {
             return false; // older than the log (cannot happen; be safe)
+        }
+        if head.last_everything > snapshot {
+            for &r in reads.read_region_list() {
+                head.failures[r as usize] += 1;
+            }
+            return false;
+        }
+        // Fast path: no region read was written since the snapshot.
+        if reads
+            .read_region_list()
+            .iter()
+            .all(|&r| head.last_write[r as usize] <= snapshot)
+        {
+            return true;
         }
         for v in snapshot..k {
             match &head.log[v % window] {
@@ -418,6 +474,14 @@ impl<'m, S: Backend> Core<'m, S> {
         wasted += aborts - head.seen_aborts;
         head.seen_aborts = aborts;
         let window = self.slots();
+        match &logged {
+            Logged::Writes(a) => {
+                for &r in a.write_region_list() {
+                    head.last_write[r as usize] = k + 1;
+                }
+            }
+            Logged::Everything => head.last_everything = k + 1,
+        }
         head.log[k % window] = Some(logged);
         head.state = state.clone();
         head.committed = k + 1;
@@ -433,6 +497,7 @@ impl<'m, S: Backend> Core<'m, S> {
     pub fn log_direct(&self, head: &mut Head<S>, k: usize) {
         let window = self.slots();
         head.log[k % window] = Some(Logged::Everything);
+        head.last_everything = k + 1;
     }
 
     /// Act on what commit `k` wrote, for executions whose snapshots predate
@@ -442,10 +507,10 @@ impl<'m, S: Backend> Core<'m, S> {
     /// finding them stale one by one. Returns the finished results
     /// discarded.
     fn doom(&self, head: &mut Head<S>, k: usize, logged: &Logged<S::Key>) -> u64 {
-        let bits = match logged {
-            Logged::Writes(a) if !a.write_regions().any() => return 0,
-            Logged::Writes(a) => Some(a.write_regions()),
-            Logged::Everything => None,
+        let (list, wsum) = match logged {
+            Logged::Writes(a) if a.write_region_list().is_empty() => return 0,
+            Logged::Writes(a) => (Some(a.write_region_list()), summary(a.write_region_list())),
+            Logged::Everything => (None, u64::MAX),
         };
         let mut discarded = 0;
         // Only events within the width can have been claimed.
@@ -457,17 +522,13 @@ impl<'m, S: Backend> Core<'m, S> {
             let slot = self.slot(j);
             let w = slot.word.load(Ordering::Acquire);
             if w == word(j, RUNNING) {
-                let Some(watch) = lock(&slot.data).watch.clone() else {
-                    continue;
-                };
-                if watch.snapshot > k {
-                    continue;
+                if slot.watch.predates(k) {
+                    match list {
+                        Some(list) => list.iter().for_each(|&r| slot.watch.written(r as usize)),
+                        None => slot.watch.cancel.cancel(),
+                    }
                 }
-                match bits {
-                    Some(bits) => bits.iter_ones().for_each(|r| watch.written(r)),
-                    None => watch.cancel.cancel(),
-                }
-            } else if w == word(j, DONE) {
+            } else if w == word(j, DONE) && slot.summary.load(Ordering::Relaxed) & wsum != 0 {
                 // Only the commit role, which we hold, moves a slot out of DONE.
                 let mut data = lock(&slot.data);
                 let Some(Finished::Tracked { exec, snapshot }) = &data.result else {
@@ -487,8 +548,8 @@ impl<'m, S: Backend> Core<'m, S> {
                         stale
                     }
                     Logged::Everything => {
-                        for r in exec.access.read_regions().iter_ones() {
-                            head.failures[r] += 1;
+                        for &r in exec.access.read_region_list() {
+                            head.failures[r as usize] += 1;
                         }
                         true
                     }

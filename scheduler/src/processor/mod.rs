@@ -9,6 +9,8 @@
 
 mod adapt;
 mod core;
+#[cfg(all(test, loom))]
+mod model;
 mod watch;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -335,7 +337,7 @@ fn run_direct<S: Backend>(
     sink: &mut impl FnMut(Committed<S>),
     delivered: &mut usize,
 ) -> (bool, bool) {
-    let Ok(mut head) = core.head.try_lock() else {
+    let Some(mut head) = core.take_role() else {
         return (false, false);
     };
     let mut ran = false;
@@ -373,5 +375,6 @@ fn run_direct<S: Backend>(
             break;
         }
     }
+    core.release_role(head);
     (ran, ended)
 }

@@ -10,16 +10,18 @@
 //! access through its `Tx`) and is discarded. Validation at commit still
 //! decides every execution that is not cancelled, exactly.
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use spectree_noun::nock::CancelToken;
 use spectree_stm::ReadWatch;
 
-/// The shared view of one running speculative execution.
+/// The shared view of the speculative execution running in one slot; each
+/// slot owns one and resets it for every execution, so that the commit
+/// path reaches it with atomics alone.
 pub(crate) struct Watch {
     /// The state version the execution runs against (events before it are
-    /// committed in that state).
-    pub snapshot: usize,
+    /// committed in that state); `usize::MAX` while being reset.
+    snapshot: AtomicUsize,
     /// Set to stop the execution.
     pub cancel: CancelToken,
     /// Regions the execution has read.
@@ -35,13 +37,32 @@ fn bitset(regions: usize) -> Box<[AtomicU64]> {
 }
 
 impl Watch {
-    pub fn new(snapshot: usize, regions: usize) -> Self {
+    pub fn new(regions: usize) -> Self {
         Watch {
-            snapshot,
+            snapshot: AtomicUsize::new(usize::MAX),
             cancel: CancelToken::new(),
             reads: bitset(regions),
             dirty: bitset(regions),
         }
+    }
+
+    /// Prepare for an execution against version `snapshot`. A commit racing
+    /// with the reset may leave a stale mark or miss one: a hint either
+    /// way, which validation makes harmless.
+    pub fn reset(&self, snapshot: usize) {
+        self.snapshot.store(usize::MAX, SeqCst);
+        for w in self.reads.iter().chain(self.dirty.iter()) {
+            if w.load(SeqCst) != 0 {
+                w.store(0, SeqCst);
+            }
+        }
+        self.cancel.reset();
+        self.snapshot.store(snapshot, SeqCst);
+    }
+
+    /// Whether a commit of event `k` is newer than the snapshot.
+    pub fn predates(&self, k: usize) -> bool {
+        self.snapshot.load(SeqCst) <= k
     }
 
     /// A commit the snapshot does not include wrote in `region`.
@@ -70,14 +91,17 @@ mod tests {
 
     #[test]
     fn a_write_meeting_a_read_cancels_in_either_order() {
-        let w = Watch::new(0, 130);
+        let w = Watch::new(130);
+        w.reset(0);
         w.read_region(129);
         w.written(3);
         assert!(!w.cancel.is_cancelled());
         w.written(129);
         assert!(w.cancel.is_cancelled());
 
-        let w = Watch::new(0, 130);
+        w.reset(3);
+        assert!(!w.cancel.is_cancelled());
+        assert!(w.predates(3) && !w.predates(2));
         w.written(64);
         assert!(!w.cancel.is_cancelled());
         w.read_region(64);
