@@ -35,6 +35,9 @@ pub(crate) fn word(index: usize, phase: u64) -> u64 {
 }
 
 /// A finished execution waiting for the commit role.
+// One per slot, moved a few times per event: boxing the large variant
+// would cost an allocation per event to save a few hundred bytes of copy.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Finished<S: Backend> {
     /// Run with tracking against the state after `snapshot` events.
     Tracked { exec: Execution<S>, snapshot: usize },
