@@ -14,7 +14,8 @@
 //! - while direct, probe speculation again after a number of epochs that
 //!   doubles (up to 64) each time a probe loses, and resets when one wins;
 //! - while speculating, measure direct execution for one epoch in every 32,
-//!   so a change in the workload is noticed.
+//!   so a change in the workload is noticed; a run starts with one direct
+//!   epoch, so the first comparison has a baseline.
 
 use std::time::{Duration, Instant};
 
@@ -48,11 +49,17 @@ impl Controller {
     /// `max`: the window; `threads`: with one thread speculation is never
     /// useful; `enabled`: adapt at all (otherwise the width stays `max`).
     pub fn new(max: usize, threads: usize, enabled: bool) -> Self {
-        let width = if threads == 1 { 1 } else { max.max(2) };
+        // Adaptive runs start with one epoch of direct execution: the
+        // baseline every speculative epoch is compared with.
+        let width = if threads == 1 || enabled {
+            1
+        } else {
+            max.max(2)
+        };
         Controller {
             enabled: enabled && threads > 1,
             max: max.max(2),
-            width: if enabled || threads == 1 { width } else { max },
+            width,
             spec_width: max.max(2),
             start: Instant::now(),
             commits: 0,
@@ -157,7 +164,9 @@ mod tests {
     #[test]
     fn conflicts_narrow_to_direct_and_probes_back_off() {
         let mut c = Controller::new(8, 2, true);
-        assert_eq!(c.width(), 8);
+        assert_eq!(c.width(), 1); // the baseline epoch
+        c.direct_ns = None; // no baseline in this test: conflicts alone decide
+        c.width = 8;
         assert_eq!(epoch(&mut c, 1, 0), 4);
         assert_eq!(epoch(&mut c, 1, 0), 2);
         assert_eq!(epoch(&mut c, 1, 0), 1);
@@ -175,7 +184,10 @@ mod tests {
     #[test]
     fn no_conflicts_widen_and_one_thread_never_speculates() {
         let mut c = Controller::new(16, 2, true);
+        assert_eq!(c.width(), 1);
+        assert_eq!(epoch(&mut c, 0, 0), 16, "after the baseline, speculate");
         c.width = 2;
+        c.direct_ns = None;
         assert_eq!(epoch(&mut c, 0, 0), 4);
         assert_eq!(epoch(&mut c, 0, 0), 8);
         let mut one = Controller::new(16, 1, true);
