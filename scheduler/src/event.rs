@@ -166,13 +166,16 @@ impl<S: Backend> Machine<S> {
 
     /// Run `event` against `state`, recording its accesses, telling
     /// `watch` of each region first read, and stopping early once `cancel`
-    /// is set (the result is then to be discarded).
+    /// is set (the result is then to be discarded). Without `end_state` the
+    /// execution's `state` may be left as the snapshot (its writes are to be
+    /// grafted), which saves building a version nobody uses.
     pub fn tracked(
         &self,
         event: &Event<S>,
         state: &S,
         cancel: Option<CancelToken>,
         watch: Option<Arc<dyn ReadWatch>>,
+        end_state: bool,
     ) -> Execution<S> {
         match event {
             Event::Nock(e) => {
@@ -189,7 +192,9 @@ impl<S: Backend> Machine<S> {
                     watch,
                 )
             }
-            Event::Rust(r) => execute_rust_watched(&**r, state, &*self.regions, cancel, watch),
+            Event::Rust(r) => {
+                execute_rust_watched(&**r, state, &*self.regions, cancel, watch, end_state)
+            }
         }
     }
 }

@@ -96,7 +96,7 @@ impl<S: Backend> SerialProcessor<S> {
         let mut meter = ChainMeter::new(self.machine.regions.count());
         for (index, event) in events.into_iter().enumerate() {
             let t = Instant::now();
-            let run = self.machine.tracked(&event, &state, None, None);
+            let run = self.machine.tracked(&event, &state, None, None, true);
             meter.add(t.elapsed().as_secs_f64(), &run.access);
             state = run.state;
             sink(Committed {

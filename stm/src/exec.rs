@@ -228,25 +228,33 @@ pub fn execute_rust<S: State>(
     state: &S,
     regions: &dyn Regions<S::Key>,
 ) -> Execution<S> {
-    execute_rust_watched(event, state, regions, None, None)
+    execute_rust_watched(event, state, regions, None, None, true)
 }
 
 /// [`execute_rust`], telling `watch` of each region as it is first read and
 /// failing the transaction's accesses once `cancel` is set (the caller
-/// discards such an execution).
+/// discards such an execution). Without `end_state` the execution's
+/// `state` is left as the snapshot (its writes are to be grafted), which
+/// saves building a new version.
 pub fn execute_rust_watched<S: State>(
     event: &dyn RustEvent<S>,
     state: &S,
     regions: &dyn Regions<S::Key>,
     cancel: Option<CancelToken>,
     watch: Option<Arc<dyn ReadWatch>>,
+    end_state: bool,
 ) -> Execution<S> {
     let mut tx = Tx::new(state.clone(), regions).with_cancel(cancel);
     if let Some(access) = tx.access_mut() {
         access.set_watch(watch);
     }
     let outcome = apply_contained(event, &mut tx);
-    let (end, mut access, mut writes) = tx.finish();
+    let (end, mut access, mut writes) = if end_state && outcome.is_ok() {
+        tx.finish()
+    } else {
+        let (access, writes) = tx.finish_writes();
+        (state.clone(), access, writes)
+    };
     let end = if outcome.is_err() {
         // A failed event leaves the state unchanged: no writes, so no
         // later event conflicts with what it tried to write.

@@ -51,6 +51,15 @@ pub trait State: Clone + Debug + PartialEq + Send + Sync + 'static {
 
     /// A digest of the whole state, equal for equal states (Urbit's mug).
     fn mug(&self) -> u32;
+
+    /// Whether [`put`](Self::put) at `key` would succeed, without building
+    /// the new version.
+    ///
+    /// # Errors
+    /// Exactly the error `put` would return.
+    fn check_put(&self, key: &Self::Key) -> Result<(), StateError> {
+        self.put(key, Noun::ZERO).map(|_| ())
+    }
 }
 
 /// A noun state addressed by axes: the primary backend.
@@ -70,6 +79,17 @@ impl State for NounState {
 
     fn mug(&self) -> u32 {
         self.0.mug()
+    }
+
+    fn check_put(&self, key: &Axis) -> Result<(), StateError> {
+        // An edit succeeds exactly when the parent of `key` is a cell.
+        match key.parent() {
+            None => Ok(()),
+            Some(p) => match slot(&p, &self.0) {
+                Ok(Noun::Cell(_)) => Ok(()),
+                _ => self.put(key, Noun::ZERO).map(|_| ()),
+            },
+        }
     }
 }
 
@@ -96,12 +116,22 @@ impl State for MapState {
         });
         Noun::atom(sum).mug()
     }
+
+    fn check_put(&self, _: &MapKey) -> Result<(), StateError> {
+        Ok(())
+    }
 }
 
 /// A transaction: a view of a snapshot that records what it reads and
 /// writes. Rust events do all their state access through one.
 pub struct Tx<'r, S: State> {
     current: S,
+    /// A tracked transaction defers its writes: its state is `current` with
+    /// `overlay` applied. Keys in the overlay are pairwise disjoint (a write
+    /// overlapping one first applies the overlay), so a read at an exact
+    /// key is answered from it without building a new version. Speculative
+    /// executions thus never edit the shared state; the commit path grafts.
+    overlay: Vec<(S::Key, Noun)>,
     regions: &'r dyn Regions<S::Key>,
     /// `None`: an untracked transaction (nothing recorded).
     access: Option<AccessSet<S::Key>>,
@@ -113,6 +143,7 @@ impl<'r, S: State> Tx<'r, S> {
     pub fn new(snapshot: S, regions: &'r dyn Regions<S::Key>) -> Self {
         Tx {
             current: snapshot,
+            overlay: Vec::new(),
             regions,
             access: Some(AccessSet::new(regions)),
             cancel: None,
@@ -124,6 +155,7 @@ impl<'r, S: State> Tx<'r, S> {
     pub fn untracked(snapshot: S, regions: &'r dyn Regions<S::Key>) -> Self {
         Tx {
             current: snapshot,
+            overlay: Vec::new(),
             regions,
             access: None,
             cancel: None,
@@ -151,6 +183,27 @@ impl<'r, S: State> Tx<'r, S> {
     }
 
     /// Whether `key` lies inside something this transaction wrote.
+    /// Apply the overlay to `current`.
+    fn materialize(&mut self) -> Result<(), StateError> {
+        for (k, v) in std::mem::take(&mut self.overlay) {
+            self.current = self.current.put(&k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Apply the overlay if one of its keys overlaps `key` without being
+    /// it.
+    fn settle(&mut self, key: &S::Key) -> Result<(), StateError> {
+        if self
+            .overlay
+            .iter()
+            .any(|(w, _)| w != key && w.overlaps(key))
+        {
+            self.materialize()?;
+        }
+        Ok(())
+    }
+
     fn own(access: &AccessSet<S::Key>, key: &S::Key) -> bool {
         access.writes().iter().any(|w| w == key || w.encloses(key))
     }
@@ -167,6 +220,10 @@ impl<'r, S: State> Tx<'r, S> {
                 access.read(key.clone(), self.regions);
             }
         }
+        self.settle(key)?;
+        if let Some((_, v)) = self.overlay.iter().find(|(w, _)| w == key) {
+            return Ok(Some(v.clone()));
+        }
         self.current.get(key)
     }
 
@@ -176,18 +233,27 @@ impl<'r, S: State> Tx<'r, S> {
     /// [`StateError`] where the key cannot exist (recorded as a read).
     pub fn put(&mut self, key: &S::Key, value: Noun) -> Result<(), StateError> {
         self.aborted()?;
-        let result = self.current.put(key, value);
-        if let Some(access) = &mut self.access {
-            match &result {
-                Ok(_) if !Self::own(access, key) => {
-                    access.shape(key.clone(), self.regions);
-                    access.write(key.clone(), self.regions);
-                }
-                Ok(_) => {}
-                Err(_) => access.read(key.clone(), self.regions),
+        let Some(access) = &mut self.access else {
+            self.current = self.current.put(key, value)?;
+            return Ok(());
+        };
+        let own = Self::own(access, key);
+        self.settle(key)?;
+        let check = self.current.check_put(key);
+        let access = self.access.as_mut().expect("tracked");
+        match &check {
+            Ok(()) if !own => {
+                access.shape(key.clone(), self.regions);
+                access.write(key.clone(), self.regions);
             }
+            Ok(()) => {}
+            Err(_) => access.read(key.clone(), self.regions),
         }
-        self.current = result?;
+        check?;
+        match self.overlay.iter_mut().find(|(w, _)| w == key) {
+            Some(entry) => entry.1 = value,
+            None => self.overlay.push((key.clone(), value)),
+        }
         Ok(())
     }
 
@@ -196,26 +262,48 @@ impl<'r, S: State> Tx<'r, S> {
     /// part of the outer one's value).
     ///
     /// An untracked transaction returns an empty access set and no writes.
-    pub fn finish(self) -> (S, AccessSet<S::Key>, Writes<S::Key>) {
-        let Some(mut access) = self.access else {
-            return (self.current, AccessSet::new(self.regions), Vec::new());
+    pub fn finish(mut self) -> (S, AccessSet<S::Key>, Writes<S::Key>) {
+        let (access, writes) = self.finish_writes();
+        self.materialize().expect("overlay writes were checked");
+        (self.current, access, writes)
+    }
+
+    /// Finish without building the end state: what it accessed, and its
+    /// writes with their values. Cheaper than [`finish`](Self::finish)
+    /// when the caller grafts the writes elsewhere.
+    pub fn finish_writes(&mut self) -> (AccessSet<S::Key>, Writes<S::Key>) {
+        let Some(mut access) = self.access.take() else {
+            return (AccessSet::new(self.regions), Vec::new());
         };
         access.set_watch(None);
         access.drop_enclosed_writes();
         access.normalize();
+        // A written key with an overlay entry strictly inside it needs the
+        // overlay applied; an exact entry is its value.
+        let nested = self
+            .overlay
+            .iter()
+            .any(|(o, _)| access.writes().iter().any(|w| w != o && w.overlaps(o)));
+        if nested {
+            self.materialize().expect("overlay writes were checked");
+        }
         let writes = access
             .writes()
             .iter()
             .map(|k| {
-                let v = self.current.get(k).ok().flatten();
+                let v = match self.overlay.iter().find(|(w, _)| w == k) {
+                    Some((_, v)) => Some(v.clone()),
+                    None => self.current.get(k).ok().flatten(),
+                };
                 (k.clone(), v.expect("a written key exists"))
             })
             .collect();
-        (self.current, access, writes)
+        (access, writes)
     }
 
     /// Finish, keeping only the state as this transaction left it.
-    pub fn into_state(self) -> S {
+    pub fn into_state(mut self) -> S {
+        self.materialize().expect("overlay writes were checked");
         self.current
     }
 }
@@ -247,6 +335,30 @@ mod tests {
         // The first write at 7 lies inside the later write at 3.
         assert_eq!(access.writes(), &[ax(3)]);
         assert_eq!(writes, vec![(ax(3), "[5 8]".parse().unwrap())]);
+    }
+
+    #[test]
+    fn tracked_and_untracked_transactions_fail_alike() {
+        let regions = RegionMap::depth(1).unwrap();
+        let s = NounState("[[1 2] 3]".parse().unwrap());
+        for axis in [6, 7, 13, 12] {
+            let mut tracked = Tx::new(s.clone(), &regions);
+            let mut direct = Tx::untracked(s.clone(), &regions);
+            assert_eq!(
+                tracked.put(&ax(axis), Noun::ZERO),
+                direct.put(&ax(axis), Noun::ZERO),
+                "put at {axis}"
+            );
+        }
+        // After replacing 3 by an atom-free cell, 13 exists (overlay applied).
+        let mut tracked = Tx::new(s.clone(), &regions);
+        let mut direct = Tx::untracked(s, &regions);
+        for tx in [&mut tracked, &mut direct] {
+            tx.put(&ax(3), "[4 5]".parse().unwrap()).unwrap();
+            tx.put(&ax(7), Noun::atom(9)).unwrap();
+            assert_eq!(tx.get(&ax(3)).unwrap(), Some("[4 9]".parse().unwrap()));
+        }
+        assert_eq!(tracked.into_state(), direct.into_state());
     }
 
     #[test]

@@ -13,9 +13,9 @@
 //!   epoch's time per event was more than 10% worse than direct execution's;
 //! - while direct, probe speculation again after a number of epochs that
 //!   doubles (up to 64) each time a probe loses, and resets when one wins;
-//! - while speculating, measure direct execution for one epoch in every 32,
-//!   so a change in the workload is noticed; a run starts with one direct
-//!   epoch, so the first comparison has a baseline.
+//! - while speculating, measure direct execution again after 2, 4, … up
+//!   to 32 epochs, so a change in the workload is noticed; a run starts
+//!   with two direct epochs (a warm-up and a baseline).
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ pub(crate) const EPOCH_COMMITS: u64 = 64;
 /// Shortest epoch.
 pub(crate) const EPOCH_TIME: Duration = Duration::from_millis(1);
 const MAX_PROBE_WAIT: u32 = 64;
-const DIRECT_CHECK_EVERY: u32 = 32;
+const DIRECT_CHECK_MAX: u32 = 32;
 
 pub(crate) struct Controller {
     enabled: bool,
@@ -42,6 +42,9 @@ pub(crate) struct Controller {
     epochs: u32,
     /// The current direct epoch is a check run from speculation.
     checking: bool,
+    /// Speculative epochs between checks of direct execution: 2, doubling
+    /// to 32 while speculation keeps winning.
+    check_every: u32,
     pub changes: u64,
 }
 
@@ -65,7 +68,9 @@ impl Controller {
             commits: 0,
             wasted: 0,
             direct_ns: None,
-            probe_wait: 1,
+            // Two direct epochs first: a warm-up and the baseline.
+            probe_wait: 2,
+            check_every: 2,
             epochs: 0,
             checking: false,
             changes: 0,
@@ -100,7 +105,9 @@ impl Controller {
         let old = self.width;
         if self.width == 1 {
             self.direct_ns = Some(match self.direct_ns {
-                Some(d) if !self.checking => (d + ns) / 2.0,
+                // The best of a direct stretch (the first epoch of one is
+                // cold); a check from speculation measures afresh.
+                Some(d) if !self.checking => d.min(ns),
                 _ => ns,
             });
             if self.checking || self.epochs >= self.probe_wait {
@@ -111,6 +118,7 @@ impl Controller {
             let lost = self.direct_ns.is_some_and(|d| ns > d * 1.1);
             if lost {
                 self.probe_wait = (self.probe_wait * 2).min(MAX_PROBE_WAIT);
+                self.check_every = 2;
                 self.set(1);
             } else {
                 let w = if waste > 0.3 {
@@ -130,7 +138,8 @@ impl Controller {
                     }
                     self.spec_width = w;
                     self.set(w);
-                    if self.epochs >= DIRECT_CHECK_EVERY {
+                    if self.epochs >= self.check_every {
+                        self.check_every = (self.check_every * 2).min(DIRECT_CHECK_MAX);
                         self.checking = true;
                         self.set(1);
                     }
@@ -166,6 +175,7 @@ mod tests {
         let mut c = Controller::new(8, 2, true);
         assert_eq!(c.width(), 1); // the baseline epoch
         c.direct_ns = None; // no baseline in this test: conflicts alone decide
+        c.probe_wait = 1;
         c.width = 8;
         assert_eq!(epoch(&mut c, 1, 0), 4);
         assert_eq!(epoch(&mut c, 1, 0), 2);
@@ -185,6 +195,7 @@ mod tests {
     fn no_conflicts_widen_and_one_thread_never_speculates() {
         let mut c = Controller::new(16, 2, true);
         assert_eq!(c.width(), 1);
+        assert_eq!(epoch(&mut c, 0, 0), 1, "warm-up");
         assert_eq!(epoch(&mut c, 0, 0), 16, "after the baseline, speculate");
         c.width = 2;
         c.direct_ns = None;

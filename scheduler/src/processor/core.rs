@@ -271,9 +271,13 @@ impl<'m, S: Backend> Core<'m, S> {
             let watch = slot.watch.clone();
             watch.reset(v);
             let as_read: Arc<dyn ReadWatch> = watch.clone();
-            let exec =
-                self.machine
-                    .tracked(&event, state, Some(watch.cancel.clone()), Some(as_read));
+            let exec = self.machine.tracked(
+                &event,
+                state,
+                Some(watch.cancel.clone()),
+                Some(as_read),
+                false,
+            );
             // Its end state is built on an old snapshot: never committed as
             // is (the writes are grafted instead). Free it here, in parallel.
             let mut exec = exec;
@@ -299,7 +303,7 @@ impl<'m, S: Backend> Core<'m, S> {
             Finished::Direct { outcome, state }
         } else {
             Finished::Tracked {
-                exec: self.machine.tracked(event, state, None, None),
+                exec: self.machine.tracked(event, state, None, None, true),
                 snapshot: k,
             }
         }
