@@ -62,7 +62,8 @@ pub struct Committed<S> {
     pub state: S,
 }
 
-/// A state backend the processor can run: how it runs Nock events.
+/// A state backend the processor can run: how it runs Nock events. By
+/// default it runs none: each fails with [`EventError::Unsupported`].
 pub trait Backend: State {
     /// Run a Nock event with tracking.
     fn nock_tracked(
@@ -72,7 +73,10 @@ pub trait Backend: State {
         regions: &dyn Regions<Self::Key>,
         limits: &Limits,
         watch: Option<Arc<dyn ReadWatch>>,
-    ) -> Execution<Self>;
+    ) -> Execution<Self> {
+        let _ = (kernel, event, limits, watch);
+        failed(state, regions, NOT_NOUN)
+    }
 
     /// Run a Nock event without tracking.
     fn nock_direct(
@@ -80,8 +84,13 @@ pub trait Backend: State {
         event: &Noun,
         state: &Self,
         limits: &Limits,
-    ) -> (Outcome, Self);
+    ) -> (Outcome, Self) {
+        let _ = (kernel, event, limits);
+        (Err(EventError::Unsupported(NOT_NOUN)), state.clone())
+    }
 }
+
+const NOT_NOUN: &str = "Nock events need a noun state";
 
 const NO_KERNEL: &str = "a Nock event needs a kernel formula";
 
@@ -113,24 +122,7 @@ impl Backend for NounState {
     }
 }
 
-const MAP_NOCK: &str = "Nock events need a noun state";
-
-impl Backend for MapState {
-    fn nock_tracked(
-        _: Option<&Noun>,
-        _: &Noun,
-        state: &Self,
-        regions: &dyn Regions<Self::Key>,
-        _: &Limits,
-        _: Option<Arc<dyn ReadWatch>>,
-    ) -> Execution<Self> {
-        failed(state, regions, MAP_NOCK)
-    }
-
-    fn nock_direct(_: Option<&Noun>, _: &Noun, state: &Self, _: &Limits) -> (Outcome, Self) {
-        (Err(EventError::Unsupported(MAP_NOCK)), state.clone())
-    }
-}
+impl Backend for MapState {}
 
 fn failed<S: State>(state: &S, regions: &dyn Regions<S::Key>, why: &'static str) -> Execution<S> {
     Execution {
