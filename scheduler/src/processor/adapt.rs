@@ -42,6 +42,8 @@ pub(crate) struct Controller {
     epochs: u32,
     /// The current direct epoch is a check run from speculation.
     checking: bool,
+    /// Direct epochs measured so far.
+    direct_epochs: u32,
     /// Speculative epochs between checks of direct execution: 2, doubling
     /// to 32 while speculation keeps winning.
     check_every: u32,
@@ -71,6 +73,7 @@ impl Controller {
             // Two direct epochs first: a warm-up and the baseline.
             probe_wait: 2,
             check_every: 2,
+            direct_epochs: 0,
             epochs: 0,
             checking: false,
             changes: 0,
@@ -104,10 +107,12 @@ impl Controller {
         self.epochs += 1;
         let old = self.width;
         if self.width == 1 {
+            self.direct_epochs += 1;
             self.direct_ns = Some(match self.direct_ns {
-                // The best of a direct stretch (the first epoch of one is
-                // cold); a check from speculation measures afresh.
-                Some(d) if !self.checking => d.min(ns),
+                // The run's first epoch is a warm-up: replaced by the
+                // second. Later ones average; a check from speculation
+                // measures afresh.
+                Some(d) if !self.checking && self.direct_epochs > 1 => (d + ns) / 2.0,
                 _ => ns,
             });
             if self.checking || self.epochs >= self.probe_wait {

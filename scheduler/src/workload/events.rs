@@ -25,6 +25,14 @@ pub const NOCK_ITERS_PER_US: f64 = 5.0;
 /// The Nock decrement loop: with subject `n`, counts from 0 to `n - 1`.
 const DECREMENT: &str = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]";
 
+/// [`DECREMENT`], parsed once.
+fn decrement() -> Noun {
+    static FORMULA: std::sync::OnceLock<Noun> = std::sync::OnceLock::new();
+    FORMULA
+        .get_or_init(|| DECREMENT.parse().expect("decrement parses"))
+        .clone()
+}
+
 /// Deterministic busy work: `iters` rounds of xorshift from `seed`.
 pub fn spin(iters: u64, seed: u64) -> u64 {
     let mut x = seed | 1;
@@ -143,7 +151,7 @@ impl NockTouch {
     /// The event formula: effects `[work-result values...]` or
     /// `work-result`, and the new state.
     pub fn formula(&self) -> Noun {
-        let dec: Noun = DECREMENT.parse().expect("decrement parses");
+        let dec = decrement();
         // [7 [1 n] dec]: the work.
         let work = cell(atom(7), cell(cell(atom(1), atom(self.iters.max(1))), dec));
         if self.write {
@@ -211,7 +219,7 @@ pub(crate) fn with_fault<S: State>(
         Event::Nock(formula) if nock => {
             if second {
                 // A loop of 2^40 iterations: always out of fuel.
-                let dec: Noun = DECREMENT.parse().expect("decrement parses");
+                let dec = decrement();
                 Event::Nock(cell(atom(7), cell(cell(atom(1), atom(1 << 40)), dec)))
             } else {
                 // Run the event, then take axis 0 of its product: a crash.
