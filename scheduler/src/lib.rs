@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod fuzzing;
 pub mod metrics;
 pub mod processor;
 pub mod run;
