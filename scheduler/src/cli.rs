@@ -1,7 +1,8 @@
 //! The `spectree` command-line tool.
 //!
 //! Exit status: 0 success; 1 a Nock crash; 2 unusable input (a parse error
-//! naming the position, or bad arguments); 3 out of fuel; 4 speculative results differ from serial (`run`).
+//! naming the position, or bad arguments); 3 out of fuel; 4 speculative results differ from serial (`run`, `bench`);
+//! 5 a regression beyond the threshold (`compare --fail-above`).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -69,6 +70,30 @@ enum Command {
     /// Run the main job: a workload serially and speculatively, compare
     /// the results and report the speedup (the default command).
     Run(RunArgs),
+    /// Run the benchmark matrix (every workload, serial and speculative at
+    /// 1, 2 and all cores, repeated) and write a JSON report.
+    Bench {
+        /// The short profile: a tenth of the events, three repetitions.
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the report.
+        #[arg(long, value_name = "FILE", default_value = "spectree-bench.json")]
+        out: std::path::PathBuf,
+    },
+    /// Compare two reports written by `spectree bench`.
+    Compare {
+        /// The baseline report.
+        old: std::path::PathBuf,
+        /// The report to judge.
+        new: std::path::PathBuf,
+        /// Also draw speedup against threads per workload to this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<std::path::PathBuf>,
+        /// Exit 5 if any case got worse by more than PCT percent, beyond
+        /// the noise of both reports.
+        #[arg(long, value_name = "PCT")]
+        fail_above: Option<f64>,
+    },
 }
 
 /// Arguments of `spectree run`.
@@ -335,7 +360,108 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             }
         }
         Command::Run(args) => run_command(&args, out),
+        Command::Bench { quick, out: path } => bench_command(quick, &path, out),
+        Command::Compare {
+            old,
+            new,
+            plot,
+            fail_above,
+        } => compare_command(&old, &new, plot.as_deref(), fail_above, out),
     }
+}
+
+/// Exit status when `compare --fail-above` finds a regression.
+pub const EXIT_REGRESSED: i32 = 5;
+
+fn bench_command(quick: bool, path: &std::path::Path, out: &mut dyn Write) -> Result<(), Failure> {
+    let io = |e: std::io::Error| Failure {
+        code: 1,
+        message: format!("cannot write output: {e}"),
+    };
+    let report = crate::report::bench(quick, &mut |name| {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            eprint!("\rbench: {name:<12}");
+        }
+    })
+    .map_err(usage)?;
+    let text = serde_json::to_string_pretty(&report).expect("a report serializes");
+    std::fs::write(path, text + "\n").map_err(|e| Failure {
+        code: 1,
+        message: format!("cannot write {}: {e}", path.display()),
+    })?;
+    writeln!(
+        out,
+        "{} cases, {} cores, capacity {:.2}x (2 threads) / {:.2}x ({} threads); report in {}",
+        report.cases.len(),
+        report.header.cores,
+        report.header.capacity,
+        report.header.capacity_all,
+        report.header.cores,
+        path.display()
+    )
+    .map_err(io)?;
+    for c in &report.cases {
+        writeln!(
+            out,
+            "  {:<12} {:<11} {:>2} threads  {:>12.0} events/s  speedup {:>5.2}  re-exec {:>5.1}%{}",
+            c.workload,
+            c.engine,
+            c.threads,
+            c.events_per_sec,
+            c.speedup,
+            100.0 * c.reexecution_rate,
+            if c.identical { "" } else { "  RESULTS DIFFER" }
+        )
+        .map_err(io)?;
+    }
+    if report.cases.iter().all(|c| c.identical) {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: EXIT_DIFFERENT,
+            message: "some speculative results differ from the serial ones".into(),
+        })
+    }
+}
+
+fn compare_command(
+    old: &std::path::Path,
+    new: &std::path::Path,
+    plot: Option<&std::path::Path>,
+    fail_above: Option<f64>,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    use crate::compare::{compare, load, plot as draw};
+    let io = |e: std::io::Error| Failure {
+        code: 1,
+        message: format!("cannot write output: {e}"),
+    };
+    let (a, b) = (
+        load(old).map_err(|e| usage(e.to_string()))?,
+        load(new).map_err(|e| usage(e.to_string()))?,
+    );
+    let c = compare(&a, &b);
+    write!(out, "{}", c.table(&a, &b)).map_err(io)?;
+    if let Some(path) = plot {
+        let (la, lb) = (old.display().to_string(), new.display().to_string());
+        draw(&[(la.as_str(), &a), (lb.as_str(), &b)], path).map_err(|e| Failure {
+            code: 1,
+            message: e.to_string(),
+        })?;
+        writeln!(out, "plot: {}", path.display()).map_err(io)?;
+    }
+    if let Some(pct) = fail_above {
+        let worse = c.regressions(pct);
+        if !worse.is_empty() {
+            let names: Vec<&str> = worse.iter().map(|r| r.case.as_str()).collect();
+            return Err(Failure {
+                code: EXIT_REGRESSED,
+                message: format!("regressed by more than {pct}%: {}", names.join(", ")),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What `spectree` with no arguments does: `spectree run` with defaults.

@@ -14,11 +14,13 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod event;
 pub mod fuzzing;
 pub mod metrics;
 pub mod processor;
+pub mod report;
 pub mod run;
 pub mod serial;
 pub mod workload;

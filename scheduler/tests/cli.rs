@@ -259,3 +259,73 @@ fn trace_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--state"));
 }
+
+#[test]
+fn compare_prints_a_table_and_fails_on_regressions() {
+    use spectree_scheduler::report::{Case, Header, Report};
+    let report = |spec_secs: [f64; 3]| {
+        let case = |engine: &str, threads: usize, runs: [f64; 3]| Case {
+            workload: "kv".into(),
+            engine: engine.into(),
+            threads,
+            events: 1000,
+            runs_secs: runs.to_vec(),
+            median_secs: runs[1],
+            min_secs: runs[0],
+            max_secs: runs[2],
+            events_per_sec: 1000.0 / runs[1],
+            speedup: 1.0 / runs[1],
+            reexecution_rate: 0.0,
+            identical: true,
+        };
+        Report {
+            header: Header {
+                version: 1,
+                git_commit: "0123456789abcdef".into(),
+                date: "2026-11-23T00:00:00Z".into(),
+                cores: 2,
+                cpu_model: "test cpu".into(),
+                capacity: 1.9,
+                capacity_all: 1.9,
+                quick: true,
+                repetitions: 3,
+            },
+            cases: vec![
+                case("serial", 1, [0.99, 1.0, 1.01]),
+                case("speculative", 2, spec_secs),
+            ],
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("spectree-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (old, new, svg) = (
+        dir.join("old.json"),
+        dir.join("new.json"),
+        dir.join("plot.svg"),
+    );
+    std::fs::write(
+        &old,
+        serde_json::to_string(&report([0.50, 0.52, 0.54])).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        &new,
+        serde_json::to_string(&report([0.80, 0.82, 0.84])).unwrap(),
+    )
+    .unwrap();
+    let (o, n, p) = (
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        svg.to_str().unwrap(),
+    );
+    let ok = spectree(&["compare", o, o, "--fail-above", "5"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("kv speculative@2"));
+    let bad = spectree(&["compare", o, n, "--fail-above", "5", "--plot", p]);
+    assert_eq!(bad.status.code(), Some(5), "{}", stdout(&bad));
+    assert!(stderr(&bad).contains("kv speculative@2"));
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    let missing = spectree(&["compare", o, "/nonexistent/report.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}
