@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod durable;
 pub mod event;
 pub mod fuzzing;
 pub mod metrics;

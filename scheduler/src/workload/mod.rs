@@ -34,7 +34,7 @@ use crate::event::{Backend, Event};
 pub const NAMES: [&str; 5] = ["independent", "arvo", "hotspot", "tiny", "kv"];
 
 /// A workload's parameters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Params {
     /// Number of events.
     pub events: u64,
