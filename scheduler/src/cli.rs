@@ -80,6 +80,15 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "spectree-bench.json")]
         out: std::path::PathBuf,
     },
+    /// Replay a log written by `spectree run --log DIR` and print the event
+    /// count and the final state's mug (equal to the run's).
+    Replay {
+        /// The log's directory.
+        dir: std::path::PathBuf,
+        /// Threads of the replay.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Compare two reports written by `spectree bench`.
     Compare {
         /// The baseline report.
@@ -139,6 +148,22 @@ struct RunArgs {
     /// Skip measuring available parallelism (an extra serial pass).
     #[arg(long)]
     no_analysis: bool,
+    /// Log the speculative run durably in directory DIR (events and
+    /// snapshots; `spectree replay DIR` replays it). DIR must hold no log.
+    #[arg(long, value_name = "DIR")]
+    log: Option<std::path::PathBuf>,
+    /// With --log: events per durable append (one sync each).
+    #[arg(long, default_value_t = 1024, requires = "log")]
+    group: usize,
+    /// With --log: take a snapshot every N events (0: only the initial one).
+    #[arg(long, default_value_t = 100_000, requires = "log")]
+    snapshot_every: u64,
+    /// Print `ack N` to stdout after every N released outputs (for crash tests).
+    #[arg(long, default_value_t = 0, hide = true)]
+    ack_every: u64,
+    /// Run only the speculative (logged) run, without comparing (for crash tests).
+    #[arg(long, hide = true)]
+    skip_serial: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -361,6 +386,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
         }
         Command::Run(args) => run_command(&args, out),
         Command::Bench { quick, out: path } => bench_command(quick, &path, out),
+        Command::Replay { dir, threads } => replay_command(&dir, threads, out),
         Command::Compare {
             old,
             new,
@@ -464,6 +490,77 @@ fn compare_command(
     Ok(())
 }
 
+fn replay_command(
+    dir: &std::path::Path,
+    threads: Option<usize>,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    use crate::durable::EventLog;
+    use crate::workload::{AnyWorkload, Params};
+    let io = |e: std::io::Error| Failure {
+        code: 1,
+        message: format!("cannot write output: {e}"),
+    };
+    let fail = |message: String| Failure { code: 1, message };
+    if !dir.join("events.redb").exists() {
+        return Err(usage(format!("{} holds no event log", dir.display())));
+    }
+    let log = EventLog::open(dir).map_err(|e| fail(e.to_string()))?;
+    if log.recovered() {
+        writeln!(
+            out,
+            "warning: the log was not closed cleanly; an unacknowledged tail was discarded"
+        )
+        .map_err(io)?;
+    }
+    let name = log.meta("workload").map_err(|e| fail(e.to_string()))?;
+    let params = log.meta("params").map_err(|e| fail(e.to_string()))?;
+    let (Some(name), Some(params)) = (name, params) else {
+        return Err(fail(format!(
+            "{}: the log does not say which workload wrote it",
+            dir.display()
+        )));
+    };
+    let params: Params = serde_json::from_str(&params).map_err(|e| {
+        fail(format!(
+            "{}: unreadable workload parameters: {e}",
+            dir.display()
+        ))
+    })?;
+    let workload = AnyWorkload::build(&name, params).map_err(|e| fail(e.to_string()))?;
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let config = crate::Config::threads(threads);
+    macro_rules! go {
+        ($w:expr) => {{
+            let w = $w;
+            let config = crate::Config {
+                fuel: w.fuel,
+                ..config
+            };
+            let p = crate::Processor::new(w.regions.clone(), w.kernel.clone(), config)
+                .map_err(|e| usage(e.to_string()))?;
+            let r = crate::logged::replay(&p, &log, |n| w.decode(n))
+                .map_err(|e| fail(e.to_string()))?;
+            (
+                r.events,
+                r.from_snapshot,
+                spectree_stm::State::mug(&r.state),
+                r.skipped,
+            )
+        }};
+    }
+    let (events, from, mug, skipped) = match &workload {
+        AnyWorkload::Noun(w) => go!(w),
+        AnyWorkload::Map(w) => go!(w),
+    };
+    for s in &skipped {
+        writeln!(out, "warning: {s}; using an older snapshot").map_err(io)?;
+    }
+    writeln!(out, "replayed {events} events of {name} (from the snapshot after {from}) with {threads} threads").map_err(io)?;
+    writeln!(out, "final mug 0x{mug:x}").map_err(io)
+}
+
 /// What `spectree` with no arguments does: `spectree run` with defaults.
 fn default_command() -> Command {
     match Cli::try_parse_from(["spectree", "run"]) {
@@ -506,7 +603,16 @@ fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
         window: args.window,
         adaptive: !args.no_adapt,
         progress: true,
-        analyze: !args.no_analysis,
+        analyze: !args.no_analysis && !args.skip_serial,
+        log: args.log.clone().map(|dir| {
+            let policy = crate::logged::LogPolicy {
+                group: args.group,
+                snapshot_every: args.snapshot_every,
+            };
+            (dir, policy)
+        }),
+        ack_every: args.ack_every,
+        skip_serial: args.skip_serial,
     };
     let report = run(&workload, &options).map_err(usage)?;
     write!(out, "{}", summary(&report)).map_err(io)?;

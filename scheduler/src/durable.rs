@@ -53,30 +53,54 @@ pub enum LogError {
     },
 }
 
-/// FNV-1a, 64 bits: detects flipped bits and truncation of a record.
-fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// FNV-1a, 64 bits, over a record's key and bytes: detects flipped bits,
+/// truncation, and a record found under the wrong key.
+fn checksum(key: u64, bytes: &[u8]) -> u64 {
+    key.to_le_bytes()
+        .iter()
+        .chain(bytes)
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
-fn seal(payload: &[u8]) -> Vec<u8> {
+fn seal(key: u64, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(payload.len() + 8);
-    v.extend_from_slice(&checksum(payload).to_le_bytes());
+    v.extend_from_slice(&checksum(key, payload).to_le_bytes());
     v.extend_from_slice(payload);
     v
 }
 
-fn unseal(record: &[u8]) -> Result<&[u8], String> {
+fn unseal(key: u64, record: &[u8]) -> Result<&[u8], String> {
     if record.len() < 8 {
         return Err(format!("{} bytes, shorter than its checksum", record.len()));
     }
     let (sum, payload) = record.split_at(8);
     let want = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
-    if checksum(payload) != want {
+    if checksum(key, payload) != want {
         return Err("checksum mismatch".into());
     }
     Ok(payload)
+}
+
+/// The newest intact snapshot (events included, state), if any, and the
+/// damaged ones skipped on the way, newest first.
+pub type SnapshotFound = (Option<(u64, Noun)>, Vec<LogError>);
+
+/// Run `f`, turning a panic inside the store (it asserts on some damaged
+/// files) into [`LogError::Store`].
+fn contained<T>(path: &str, f: impl FnOnce() -> Result<T, LogError>) -> Result<T, LogError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Err(LogError::Store {
+            path: path.to_string(),
+            why: format!("the file is damaged (the store failed: {why})"),
+        })
+    })
 }
 
 /// A durable, numbered log of events with snapshots. Shareable between
@@ -96,6 +120,13 @@ impl EventLog {
     /// [`LogError::Store`] if the file cannot be opened or is not a redb
     /// database; [`LogError::Corrupt`] if the numbering has a gap.
     pub fn open(dir: &Path) -> Result<EventLog, LogError> {
+        // The store asserts on some damaged files instead of returning an
+        // error; a damaged file is bad input, so that is an error too.
+        let shown = dir.join("events.redb").display().to_string();
+        contained(&shown, || Self::open_inner(dir))
+    }
+
+    fn open_inner(dir: &Path) -> Result<EventLog, LogError> {
         let path = dir.join("events.redb");
         let shown = path.display().to_string();
         let store = |why: String| LogError::Store {
@@ -112,7 +143,8 @@ impl EventLog {
         let txn = db.begin_write().map_err(|e| store(e.to_string()))?;
         let len = {
             let events = txn.open_table(EVENTS).map_err(|e| store(e.to_string()))?;
-            txn.open_table(SNAPSHOTS).map_err(|e| store(e.to_string()))?;
+            txn.open_table(SNAPSHOTS)
+                .map_err(|e| store(e.to_string()))?;
             txn.open_table(META).map_err(|e| store(e.to_string()))?;
             let count = events.len().map_err(|e| store(e.to_string()))?;
             let last = events
@@ -186,12 +218,16 @@ impl EventLog {
             let mut table = txn.open_table(EVENTS).map_err(|e| self.store(e))?;
             for (i, e) in events.iter().enumerate() {
                 table
-                    .insert(first + i as u64, seal(&jam_bytes(e)).as_slice())
+                    .insert(
+                        first + i as u64,
+                        seal(first + i as u64, &jam_bytes(e)).as_slice(),
+                    )
                     .map_err(|e| self.store(e))?;
             }
         }
         txn.commit().map_err(|e| self.store(e))?;
-        self.len.store(first + events.len() as u64, Ordering::Release);
+        self.len
+            .store(first + events.len() as u64, Ordering::Release);
         Ok(first)
     }
 
@@ -200,6 +236,10 @@ impl EventLog {
     /// # Errors
     /// [`LogError::Corrupt`] naming the first damaged or missing event.
     pub fn read(&self, from: u64, to: u64) -> Result<Vec<Noun>, LogError> {
+        contained(&self.path, || self.read_inner(from, to))
+    }
+
+    fn read_inner(&self, from: u64, to: u64) -> Result<Vec<Noun>, LogError> {
         let to = to.min(self.len());
         let txn = self.db.begin_read().map_err(|e| self.store(e))?;
         let table = txn.open_table(EVENTS).map_err(|e| self.store(e))?;
@@ -209,7 +249,8 @@ impl EventLog {
                 .get(i)
                 .map_err(|e| self.store(e))?
                 .ok_or_else(|| self.corrupt("events", i, "missing".into()))?;
-            let payload = unseal(record.value()).map_err(|why| self.corrupt("events", i, why))?;
+            let payload =
+                unseal(i, record.value()).map_err(|why| self.corrupt("events", i, why))?;
             let noun = cue_bytes(payload)
                 .map_err(|e| self.corrupt("events", i, format!("does not decode: {e}")))?;
             out.push(noun);
@@ -223,7 +264,7 @@ impl EventLog {
     /// [`LogError::Store`] if the write fails.
     pub fn write_snapshot(&self, events: u64, state: &Noun) -> Result<(), LogError> {
         let record = Noun::cell(Noun::atom(u64::from(state.mug())), state.clone());
-        let sealed = seal(&jam_bytes(&record));
+        let sealed = seal(events, &jam_bytes(&record));
         let txn = self.db.begin_write().map_err(|e| self.store(e))?;
         {
             let mut table = txn.open_table(SNAPSHOTS).map_err(|e| self.store(e))?;
@@ -240,7 +281,11 @@ impl EventLog {
     ///
     /// # Errors
     /// [`LogError::Store`] if the store cannot be read.
-    pub fn latest_snapshot(&self) -> Result<(Option<(u64, Noun)>, Vec<LogError>), LogError> {
+    pub fn latest_snapshot(&self) -> Result<SnapshotFound, LogError> {
+        contained(&self.path, || self.latest_snapshot_inner())
+    }
+
+    fn latest_snapshot_inner(&self) -> Result<SnapshotFound, LogError> {
         let txn = self.db.begin_read().map_err(|e| self.store(e))?;
         let table = txn.open_table(SNAPSHOTS).map_err(|e| self.store(e))?;
         let mut damaged = Vec::new();
@@ -250,7 +295,7 @@ impl EventLog {
             if events > self.len() {
                 continue;
             }
-            let decoded = unseal(v.value()).and_then(|p| {
+            let decoded = unseal(events, v.value()).and_then(|p| {
                 let noun = cue_bytes(p).map_err(|e| format!("does not decode: {e}"))?;
                 let Noun::Cell(c) = noun else {
                     return Err("not a [mug state] cell".into());
@@ -309,7 +354,11 @@ mod tests {
         let d = dir("order");
         {
             let log = EventLog::open(&d).unwrap();
-            assert_eq!(log.append(&[Noun::atom(1), "[2 3]".parse().unwrap()]).unwrap(), 0);
+            assert_eq!(
+                log.append(&[Noun::atom(1), "[2 3]".parse().unwrap()])
+                    .unwrap(),
+                0
+            );
             assert_eq!(log.append(&[Noun::atom(4)]).unwrap(), 2);
             log.write_snapshot(2, &"[9 9]".parse().unwrap()).unwrap();
             log.set_meta("workload", "tiny").unwrap();
@@ -318,7 +367,10 @@ mod tests {
         assert!(!log.recovered());
         assert_eq!(log.len(), 3);
         let all = log.read(0, 10).unwrap();
-        assert_eq!(all.iter().map(|n| n.to_string()).collect::<Vec<_>>(), ["1", "[2 3]", "4"]);
+        assert_eq!(
+            all.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            ["1", "[2 3]", "4"]
+        );
         let (snap, damaged) = log.latest_snapshot().unwrap();
         assert!(damaged.is_empty());
         assert_eq!(snap.unwrap().0, 2);
@@ -338,10 +390,14 @@ mod tests {
 
     #[test]
     fn damaged_records_are_named() {
-        assert!(unseal(&seal(b"abc")).is_ok());
-        let mut r = seal(b"abcdef");
+        assert!(unseal(3, &seal(3, b"abc")).is_ok());
+        assert!(
+            unseal(4, &seal(3, b"abc")).is_err(),
+            "a record under the wrong key"
+        );
+        let mut r = seal(0, b"abcdef");
         r[10] ^= 4;
-        assert_eq!(unseal(&r), Err("checksum mismatch".into()));
-        assert!(unseal(&r[..5]).is_err());
+        assert_eq!(unseal(0, &r), Err("checksum mismatch".into()));
+        assert!(unseal(0, &r[..5]).is_err());
     }
 }

@@ -12,7 +12,7 @@ use spectree_noun::nock::{CancelToken, Limits};
 use spectree_noun::Noun;
 use spectree_stm::{
     execute_nock_watched, execute_rust_watched, run_nock_direct, run_rust_direct, EventError,
-    Execution, MapState, NounState, ReadWatch, Regions, RustEvent, State,
+    Execution, MapKey, MapState, NounState, ReadWatch, Regions, RustEvent, State,
 };
 
 /// What an event produced: its effects, or why it failed (a failed event
@@ -62,9 +62,17 @@ pub struct Committed<S> {
     pub state: S,
 }
 
-/// A state backend the processor can run: how it runs Nock events. By
-/// default it runs none: each fails with [`EventError::Unsupported`].
+/// A state backend the processor can run: how it runs Nock events (by
+/// default none: each fails with [`EventError::Unsupported`]), and how it
+/// is written to a snapshot as a noun.
 pub trait Backend: State {
+    /// The state as one noun (for snapshots); equal states give equal
+    /// nouns.
+    fn to_noun(&self) -> Noun;
+
+    /// The state a snapshot noun describes, if it describes one.
+    fn from_noun(noun: &Noun) -> Option<Self>;
+
     /// Run a Nock event with tracking.
     fn nock_tracked(
         kernel: Option<&Noun>,
@@ -95,6 +103,14 @@ const NOT_NOUN: &str = "Nock events need a noun state";
 const NO_KERNEL: &str = "a Nock event needs a kernel formula";
 
 impl Backend for NounState {
+    fn to_noun(&self) -> Noun {
+        self.0.clone()
+    }
+
+    fn from_noun(noun: &Noun) -> Option<Self> {
+        Some(NounState(noun.clone()))
+    }
+
     fn nock_tracked(
         kernel: Option<&Noun>,
         event: &Noun,
@@ -122,7 +138,34 @@ impl Backend for NounState {
     }
 }
 
-impl Backend for MapState {}
+/// A map state as a noun: the list of `[key value]` pairs in key order.
+impl Backend for MapState {
+    fn to_noun(&self) -> Noun {
+        let mut pairs: Vec<(&MapKey, &Noun)> = self.0.iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        pairs.into_iter().rev().fold(Noun::ZERO, |list, (k, v)| {
+            Noun::cell(Noun::cell(k.0.clone(), v.clone()), list)
+        })
+    }
+
+    fn from_noun(noun: &Noun) -> Option<Self> {
+        let mut map = imbl::HashMap::new();
+        let mut cur = noun;
+        loop {
+            match cur {
+                Noun::Atom(a) if a.is_zero() => return Some(MapState(map)),
+                Noun::Atom(_) => return None,
+                Noun::Cell(c) => {
+                    let Noun::Cell(pair) = c.head() else {
+                        return None;
+                    };
+                    map.insert(MapKey(pair.head().clone()), pair.tail().clone());
+                    cur = c.tail();
+                }
+            }
+        }
+    }
+}
 
 fn failed<S: State>(state: &S, regions: &dyn Regions<S::Key>, why: &'static str) -> Execution<S> {
     Execution {

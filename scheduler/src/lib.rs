@@ -19,6 +19,7 @@ pub mod config;
 pub mod durable;
 pub mod event;
 pub mod fuzzing;
+pub mod logged;
 pub mod metrics;
 pub mod processor;
 pub mod report;

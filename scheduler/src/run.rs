@@ -81,6 +81,14 @@ pub struct RunOptions {
     pub progress: bool,
     /// Measure available parallelism (one more, untimed, serial pass).
     pub analyze: bool,
+    /// Log the speculative run's events durably here, with this policy.
+    pub log: Option<(std::path::PathBuf, crate::logged::LogPolicy)>,
+    /// Print `ack N` to stdout after every N released outputs (0: never):
+    /// what a crash test counts as acknowledged.
+    pub ack_every: u64,
+    /// Skip the serial run and the capacity measurement (results are then
+    /// not compared).
+    pub skip_serial: bool,
 }
 
 /// Throughput of `threads` CPU-bound threads over one's (1.0 for one).
@@ -206,8 +214,12 @@ pub fn run(workload: &AnyWorkload, options: &RunOptions) -> Result<Report, Strin
 fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report, String> {
     let n = w.params.events;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let capacity2 = capacity(2);
-    let capacity_t = if options.threads == 2 {
+    let capacity2 = if options.skip_serial {
+        f64::NAN
+    } else {
+        capacity(2)
+    };
+    let capacity_t = if options.threads == 2 || options.skip_serial {
         capacity2
     } else {
         capacity(options.threads)
@@ -217,7 +229,10 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report
     let mut digest = Digest::default();
     let mut bar = Progress::new(options.progress, "serial", n);
     let (c0, t0) = (cpu_secs(), Instant::now());
-    let serial_state = serial.stream(w.state.clone(), w.events(), |c: Committed<S>| {
+    let serial_events = w
+        .events()
+        .take(if options.skip_serial { 0 } else { n as usize });
+    let serial_state = serial.stream(w.state.clone(), serial_events, |c: Committed<S>| {
         digest.add(c.index, &c.outcome);
         bar.tick(c.index + 1);
     });
@@ -236,13 +251,37 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report
     let mut digest = Digest::default();
     let mut bar = Progress::new(options.progress, "speculative", n);
     let (c0, t0) = (cpu_secs(), Instant::now());
-    let (state, metrics) = processor.stream(w.state.clone(), w.events(), |c: Committed<S>| {
+    let ack_every = options.ack_every;
+    let sink = |c: Committed<S>| {
         digest.add(c.index, &c.outcome);
         bar.tick(c.index + 1);
-    });
+        if ack_every > 0 && (c.index + 1) % ack_every == 0 {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "ack {}", c.index + 1);
+            let _ = out.flush();
+        }
+    };
+    let (state, metrics) = match &options.log {
+        None => processor.stream(w.state.clone(), w.events(), sink),
+        Some((dir, policy)) => {
+            let log = crate::durable::EventLog::open(dir).map_err(|e| e.to_string())?;
+            log.set_meta("workload", w.name)
+                .map_err(|e| e.to_string())?;
+            let params = serde_json::to_string(&w.params).expect("params serialize");
+            log.set_meta("params", &params).map_err(|e| e.to_string())?;
+            let events = (0..n).map(|i| {
+                let e = w.event(i);
+                (w.encode(i, &e), e)
+            });
+            crate::logged::run_logged(&processor, &log, w.state.clone(), events, *policy, sink)
+                .map_err(|e| e.to_string())?
+        }
+    };
     let (parallel_secs, parallel_cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
     bar.finish();
-    let identical = state == serial_state && digest.value() == serial_digest;
+    let identical =
+        options.skip_serial || (state == serial_state && digest.value() == serial_digest);
 
     let available_parallelism = if options.analyze {
         let (_, meter) = serial.analyze(w.state.clone(), w.events(), |_| {});

@@ -107,6 +107,48 @@ impl<S: Backend> Workload<S> {
     pub fn events(&self) -> impl Iterator<Item = Event<S>> + '_ {
         (0..self.params.events).map(|i| self.event(i))
     }
+
+    /// Event `i` as a noun for the log: a Nock event is `[0 formula]`; a
+    /// Rust event (code, which has no noun form) is `[1 i]`, regenerated
+    /// from the workload's seed by [`decode`](Self::decode).
+    pub fn encode(&self, i: u64, event: &Event<S>) -> Noun {
+        match event {
+            Event::Nock(f) => Noun::cell(Noun::ZERO, f.clone()),
+            Event::Rust(_) => Noun::cell(Noun::atom(1), Noun::atom(i)),
+        }
+    }
+
+    /// The event a logged noun stands for.
+    ///
+    /// # Errors
+    /// A message when the noun is not one [`encode`](Self::encode) makes.
+    pub fn decode(&self, noun: &Noun) -> Result<Event<S>, String> {
+        let bad = || format!("not a logged workload event: {}", short(noun));
+        let Noun::Cell(c) = noun else {
+            return Err(bad());
+        };
+        match c.head().as_atom().and_then(|a| a.as_u64()) {
+            Some(0) => Ok(Event::Nock(c.tail().clone())),
+            Some(1) => {
+                let i = c
+                    .tail()
+                    .as_atom()
+                    .and_then(|a| a.as_u64())
+                    .ok_or_else(bad)?;
+                match self.event(i) {
+                    e @ Event::Rust(_) => Ok(e),
+                    Event::Nock(_) => {
+                        Err(format!("event {i} of {} is not a Rust event", self.name))
+                    }
+                }
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+fn short(n: &Noun) -> String {
+    spectree_noun::to_text_within(n, 80).unwrap_or_else(|| "(too large)".into())
 }
 
 /// A workload of either state kind.
