@@ -21,6 +21,7 @@ pub mod event;
 pub mod fuzzing;
 pub mod logged;
 pub mod metrics;
+pub mod offpath;
 pub mod processor;
 pub mod report;
 pub mod run;

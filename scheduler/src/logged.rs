@@ -7,12 +7,14 @@
 
 use std::cell::RefCell;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use spectree_noun::Noun;
 
 use crate::durable::{EventLog, LogError};
 use crate::event::{Backend, Committed, Event};
 use crate::metrics::Metrics;
+use crate::offpath::{Request, Supervisor};
 use crate::Processor;
 
 /// How a logged run groups syncs and takes snapshots.
@@ -50,8 +52,60 @@ pub fn run_logged<S: Backend>(
     state: S,
     events: impl IntoIterator<Item = (Noun, Event<S>)>,
     policy: LogPolicy,
-    mut sink: impl FnMut(Committed<S>),
+    sink: impl FnMut(Committed<S>),
 ) -> Result<(S, Metrics), LogError> {
+    let no_requests = |_: u64, _: &Noun| None;
+    let no_outcomes = |n: Noun| (n.clone(), Event::Nock(n));
+    run_with_computations(
+        processor,
+        log,
+        state,
+        events,
+        policy,
+        &mut Offpath {
+            requests: no_requests,
+            outcome: no_outcomes,
+            concurrency: 1,
+        },
+        sink,
+    )
+}
+
+/// How a logged run finds computation requests in effects and turns their
+/// outcomes into events.
+pub struct Offpath<R, O> {
+    /// The request in the effects of event `index`, if any.
+    pub requests: R,
+    /// The outcome event `[%async id result]` as (log form, event).
+    pub outcome: O,
+    /// Computations run at once, at most.
+    pub concurrency: usize,
+}
+
+/// [`run_logged`], with asynchronous computations: a committed event whose
+/// effects hold a request (per `offpath.requests`) starts a computation on
+/// the [`Supervisor`]; its outcome is appended to the log as a new event,
+/// merged with the remaining events as it arrives, and run like any other.
+/// The run ends when the events are exhausted and every computation has
+/// produced its outcome event (and that event has run). Replay reads the
+/// outcome events from the log and never reruns a computation.
+///
+/// # Errors
+/// As [`run_logged`].
+pub fn run_with_computations<S, R, O>(
+    processor: &Processor<S>,
+    log: &EventLog,
+    state: S,
+    events: impl IntoIterator<Item = (Noun, Event<S>)>,
+    policy: LogPolicy,
+    offpath: &mut Offpath<R, O>,
+    mut sink: impl FnMut(Committed<S>),
+) -> Result<(S, Metrics), LogError>
+where
+    S: Backend,
+    R: FnMut(u64, &Noun) -> Option<Request>,
+    O: FnMut(Noun) -> (Noun, Event<S>),
+{
     if !log.is_empty() {
         return Err(LogError::Store {
             path: "(log)".into(),
@@ -62,56 +116,148 @@ pub fn run_logged<S: Backend>(
         });
     }
     log.write_snapshot(0, &state.to_noun())?;
-    let failure: RefCell<Option<LogError>> = RefCell::new(None);
     let group = policy.group.max(1);
-    let mut source = events.into_iter();
-    let mut ready: std::vec::IntoIter<Event<S>> = Vec::new().into_iter();
-    let durable = std::iter::from_fn(|| {
-        if let Some(e) = ready.next() {
-            return Some(e);
-        }
-        let batch: Vec<(Noun, Event<S>)> = source.by_ref().take(group).collect();
-        if batch.is_empty() {
-            return None;
-        }
-        let nouns: Vec<Noun> = batch.iter().map(|(n, _)| n.clone()).collect();
-        if let Err(e) = log.append(&nouns) {
-            *failure.borrow_mut() = Some(e);
-            return None;
-        }
-        ready = batch
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect::<Vec<_>>()
-            .into_iter();
-        ready.next()
-    });
+    let mut source = events.into_iter().fuse();
+    let supervisor = RefCell::new(Supervisor::new(offpath.concurrency));
+    let failure: RefCell<Option<LogError>> = RefCell::new(None);
     let (tx, rx) = mpsc::channel::<(u64, S)>();
-    let result = std::thread::scope(|scope| {
+    let every = policy.snapshot_every;
+    let offpath = RefCell::new(offpath);
+    std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<(), LogError> {
             for (n, s) in rx {
                 log.write_snapshot(n, &s.to_noun())?;
             }
             Ok(())
         });
-        let every = policy.snapshot_every;
-        let out = processor.stream(state, durable, |c| {
-            let n = c.index + 1;
-            if every > 0 && n % every == 0 {
-                let _ = tx.send((n, c.state.clone()));
+        let mut state = state;
+        let mut metrics = Metrics::default();
+        let mut offset = 0u64;
+        // Rounds: a round ends when its input is exhausted; outcomes still
+        // due (from events committed late in it) start the next round.
+        loop {
+            let mut ready: std::vec::IntoIter<Event<S>> = Vec::new().into_iter();
+            let mut source_done = false;
+            let durable = std::iter::from_fn(|| {
+                if let Some(e) = ready.next() {
+                    return Some(e);
+                }
+                let mut batch: Vec<(Noun, Event<S>)> = Vec::new();
+                while let Some((_, done)) = {
+                    let next = supervisor.borrow_mut().next(Duration::ZERO);
+                    next.map(|(id, d)| ((), d.event(id)))
+                } {
+                    batch.push((offpath.borrow_mut().outcome)(done));
+                }
+                if !source_done {
+                    let room = group.saturating_sub(batch.len()).max(1);
+                    let before = batch.len();
+                    batch.extend(source.by_ref().take(room));
+                    source_done = batch.len() - before < room;
+                }
+                if batch.is_empty() {
+                    return None;
+                }
+                let nouns: Vec<Noun> = batch.iter().map(|(n, _)| n.clone()).collect();
+                if let Err(e) = log.append(&nouns) {
+                    *failure.borrow_mut() = Some(e);
+                    return None;
+                }
+                ready = batch
+                    .into_iter()
+                    .map(|(_, e)| e)
+                    .collect::<Vec<_>>()
+                    .into_iter();
+                ready.next()
+            });
+            let (next_state, m) = processor.stream(state, durable, |c| {
+                let index = offset + c.index;
+                if let Ok(effects) = &c.outcome {
+                    if let Some(r) = (offpath.borrow_mut().requests)(index, effects) {
+                        supervisor.borrow_mut().submit(r);
+                    }
+                }
+                let n = index + 1;
+                if every > 0 && n % every == 0 {
+                    let _ = tx.send((n, c.state.clone()));
+                }
+                sink(Committed {
+                    index,
+                    outcome: c.outcome,
+                    state: c.state,
+                });
+            });
+            state = next_state;
+            offset += m.events;
+            add(&mut metrics, &m);
+            if failure.borrow().is_some() || supervisor.borrow().outstanding() == 0 {
+                break;
             }
-            sink(c);
-        });
+            // Wait for the next outcome: the next round starts with it.
+            let mut sup = supervisor.borrow_mut();
+            let first = loop {
+                if let Some(d) = sup.next(Duration::from_millis(100)) {
+                    break d;
+                }
+            };
+            drop(sup);
+            let (noun, event) = (offpath.borrow_mut().outcome)(first.1.event(first.0));
+            if let Err(e) = log.append(std::slice::from_ref(&noun)) {
+                *failure.borrow_mut() = Some(e);
+                break;
+            }
+            // Run it as a round of its own (later outcomes merge in).
+            let (next_state, m) = processor.stream(state, std::iter::once(event), |c| {
+                let index = offset + c.index;
+                if let Ok(effects) = &c.outcome {
+                    if let Some(r) = (offpath.borrow_mut().requests)(index, effects) {
+                        supervisor.borrow_mut().submit(r);
+                    }
+                }
+                sink(Committed {
+                    index,
+                    outcome: c.outcome,
+                    state: c.state,
+                });
+            });
+            state = next_state;
+            offset += m.events;
+            add(&mut metrics, &m);
+        }
         drop(tx);
         let written = writer.join().expect("the snapshot writer does not panic");
-        (out, written)
-    });
-    if let Some(e) = failure.into_inner() {
-        return Err(e);
+        if let Some(e) = failure.borrow_mut().take() {
+            return Err(e);
+        }
+        written?;
+        Ok((state, metrics))
+    })
+}
+
+fn add(total: &mut Metrics, m: &Metrics) {
+    total.events += m.events;
+    total.executions += m.executions;
+    total.reexecutions += m.reexecutions;
+    total.aborts += m.aborts;
+    total.direct += m.direct;
+    total.failed_validations += m.failed_validations;
+    total.commit_stalls += m.commit_stalls;
+    total.width_changes += m.width_changes;
+    total.commit_secs += m.commit_secs;
+    total.naps += m.naps;
+    total.spawns += m.spawns;
+    if total.validation_failures.len() < m.validation_failures.len() {
+        total
+            .validation_failures
+            .resize(m.validation_failures.len(), 0);
     }
-    let (out, written) = result;
-    written?;
-    Ok(out)
+    for (t, v) in total
+        .validation_failures
+        .iter_mut()
+        .zip(&m.validation_failures)
+    {
+        *t += v;
+    }
 }
 
 /// What a replay found.

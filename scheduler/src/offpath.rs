@@ -1,0 +1,323 @@
+//! Asynchronous computations: Nock work that leaves the ordered path.
+//!
+//! An event's effects may ask for a computation ([`Request`]: subject,
+//! formula, fuel, wall-clock timeout). A [`Supervisor`] runs it on its own
+//! bounded set of threads, never on the processor's pool, so it cannot
+//! starve ordered events or block a worker; when it ends, its [`Done`]
+//! outcome becomes a **new event** (`[%async id result]`) appended to the
+//! log and fed to the kernel like any other. Replay reads that event from
+//! the log and never reruns the computation, so replay is deterministic
+//! even though timeouts are not.
+//!
+//! Supervision invariants:
+//! - every request produces exactly one outcome: the supervisor registers
+//!   the request (its deadline and cancel token) before the computation
+//!   starts, and whichever comes first (the result, or the deadline plus a
+//!   grace period) settles it; a late result is dropped;
+//! - nothing waits forever: a computation that panics settles as a crash,
+//!   one that never reaches a safe point is settled as timed out at its
+//!   deadline plus grace, while its thread is left to finish;
+//! - [`Supervisor::shutdown`] cancels outstanding computations (they stop
+//!   at their next safe point) and settles each as cancelled.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use spectree_noun::nock::{nock, CancelToken, Limits, NockError};
+use spectree_noun::Noun;
+
+/// A computation an event asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Identifies the outcome (the requesting event's index, say).
+    pub id: u64,
+    /// The subject.
+    pub subject: Noun,
+    /// The formula.
+    pub formula: Noun,
+    /// Fuel (formula evaluations).
+    pub fuel: u64,
+    /// Wall-clock limit.
+    pub timeout: Duration,
+}
+
+/// How a computation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// It produced this.
+    Product(Noun),
+    /// Nock crashed (or the computation panicked).
+    Crash,
+    /// It ran out of fuel.
+    OutOfFuel,
+    /// It passed its timeout.
+    TimedOut,
+    /// The supervisor shut down first.
+    Cancelled,
+}
+
+/// `%async` as an atom (the cord, little-endian).
+pub fn async_tag() -> Noun {
+    Noun::atom(u64::from_le_bytes(*b"async\0\0\0"))
+}
+
+impl Done {
+    /// The outcome as the noun an outcome event carries: `[0 product]`,
+    /// `[1 0]` crash, `[2 0]` out of fuel, `[3 0]` timed out, `[4 0]`
+    /// cancelled.
+    pub fn to_noun(&self) -> Noun {
+        let tag = |t: u64| Noun::cell(Noun::atom(t), Noun::ZERO);
+        match self {
+            Done::Product(p) => Noun::cell(Noun::ZERO, p.clone()),
+            Done::Crash => tag(1),
+            Done::OutOfFuel => tag(2),
+            Done::TimedOut => tag(3),
+            Done::Cancelled => tag(4),
+        }
+    }
+
+    /// The outcome event for request `id`: `[%async id result]`.
+    pub fn event(&self, id: u64) -> Noun {
+        Noun::cell(async_tag(), Noun::cell(Noun::atom(id), self.to_noun()))
+    }
+}
+
+/// Extra time past a deadline before a computation that has not reached a
+/// safe point is settled as timed out without it.
+const GRACE: Duration = Duration::from_millis(200);
+
+struct Running {
+    deadline: Instant,
+    cancel: CancelToken,
+}
+
+#[derive(Default)]
+struct Books {
+    queue: VecDeque<Request>,
+    running: BTreeMap<u64, Running>,
+    settled: VecDeque<(u64, Done)>,
+    stop: bool,
+}
+
+struct Shared {
+    books: Mutex<Books>,
+    /// Signals work to the computation threads and results to waiters.
+    changed: Condvar,
+}
+
+/// Runs requested computations on at most `concurrency` threads of its own.
+pub struct Supervisor {
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    outstanding: u64,
+}
+
+fn lock(m: &Mutex<Books>) -> std::sync::MutexGuard<'_, Books> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Supervisor {
+    /// A supervisor running at most `concurrency` computations at once.
+    pub fn new(concurrency: usize) -> Supervisor {
+        let shared = Arc::new(Shared {
+            books: Mutex::new(Books::default()),
+            changed: Condvar::new(),
+        });
+        let threads = (0..concurrency.max(1))
+            .map(|i| {
+                let s = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("spectree-async-{i}"))
+                    .spawn(move || worker(&s))
+                    .expect("a computation thread starts")
+            })
+            .collect();
+        Supervisor {
+            shared,
+            threads,
+            outstanding: 0,
+        }
+    }
+
+    /// Queue a request; its outcome will come from [`next`](Self::next).
+    pub fn submit(&mut self, request: Request) {
+        lock(&self.shared.books).queue.push_back(request);
+        self.outstanding += 1;
+        self.shared.changed.notify_all();
+    }
+
+    /// Requests submitted and not yet returned by `next`.
+    pub fn outstanding(&self) -> u64 {
+        self.outstanding
+    }
+
+    /// The next settled outcome, waiting at most `wait` for one (settling
+    /// overdue computations as timed out meanwhile).
+    pub fn next(&mut self, wait: Duration) -> Option<(u64, Done)> {
+        let end = Instant::now() + wait;
+        let mut books = lock(&self.shared.books);
+        loop {
+            let now = Instant::now();
+            // Deadlines: cancel at the deadline; settle without the
+            // computation once the grace period is over too.
+            let mut overdue = Vec::new();
+            for (id, r) in &books.running {
+                if now >= r.deadline {
+                    r.cancel.cancel();
+                }
+                if now >= r.deadline + GRACE {
+                    overdue.push(*id);
+                }
+            }
+            for id in overdue {
+                books.running.remove(&id);
+                books.settled.push_back((id, Done::TimedOut));
+            }
+            if let Some(done) = books.settled.pop_front() {
+                self.outstanding -= 1;
+                return Some(done);
+            }
+            if now >= end {
+                return None;
+            }
+            let tick = (end - now).min(Duration::from_millis(5));
+            books = self
+                .shared
+                .changed
+                .wait_timeout(books, tick)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Cancel everything outstanding (running computations stop at their
+    /// next safe point) and settle each as cancelled; returns those
+    /// outcomes, after any already settled.
+    pub fn shutdown(&mut self) -> Vec<(u64, Done)> {
+        let mut books = lock(&self.shared.books);
+        books.stop = true;
+        let mut out: Vec<(u64, Done)> = books.settled.drain(..).collect();
+        out.extend(books.queue.drain(..).map(|r| (r.id, Done::Cancelled)));
+        let running = std::mem::take(&mut books.running);
+        for (id, r) in running {
+            r.cancel.cancel();
+            out.push((id, Done::Cancelled));
+        }
+        drop(books);
+        self.shared.changed.notify_all();
+        self.outstanding -= out.len() as u64;
+        out
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.shutdown();
+        // Threads stop at their next safe point; a thread stuck outside
+        // one is not waited for.
+        for t in self.threads.drain(..) {
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+fn worker(shared: &Shared) {
+    loop {
+        let request = {
+            let mut books = lock(&shared.books);
+            loop {
+                if books.stop {
+                    return;
+                }
+                if let Some(r) = books.queue.pop_front() {
+                    // Monitoring is in place before the computation starts.
+                    let cancel = CancelToken::new();
+                    books.running.insert(
+                        r.id,
+                        Running {
+                            deadline: Instant::now() + r.timeout,
+                            cancel: cancel.clone(),
+                        },
+                    );
+                    break (r, cancel);
+                }
+                books = shared
+                    .changed
+                    .wait_timeout(books, Duration::from_millis(50))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        };
+        let (r, cancel) = request;
+        let limits = Limits {
+            fuel: r.fuel,
+            cancel: Some(cancel.clone()),
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| nock(r.subject, &r.formula, &limits)));
+        let done = match result {
+            Ok(Ok(p)) => Done::Product(p),
+            Ok(Err(NockError::Crash(_))) | Err(_) => Done::Crash,
+            Ok(Err(NockError::OutOfFuel { .. })) => Done::OutOfFuel,
+            Ok(Err(NockError::Cancelled { .. })) => Done::TimedOut,
+        };
+        let mut books = lock(&shared.books);
+        // Settled already (overdue, or shut down)? Then this result is late.
+        if books.running.remove(&r.id).is_some() {
+            books.settled.push_back((r.id, done));
+        }
+        drop(books);
+        shared.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(id: u64, formula: &str, fuel: u64, ms: u64) -> Request {
+        Request {
+            id,
+            subject: Noun::atom(100_000_000),
+            formula: formula.parse().unwrap(),
+            fuel,
+            timeout: Duration::from_millis(ms),
+        }
+    }
+
+    const DEC: &str = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]";
+
+    #[test]
+    fn every_request_settles_once_with_its_outcome() {
+        let mut s = Supervisor::new(2);
+        s.submit(req(1, "[4 0 1]", 100, 1000));
+        s.submit(req(2, "[0 0]", 100, 1000));
+        s.submit(req(3, DEC, 1000, 1000));
+        s.submit(req(4, DEC, u64::MAX, 30));
+        let mut got = BTreeMap::new();
+        while s.outstanding() > 0 {
+            if let Some((id, d)) = s.next(Duration::from_secs(5)) {
+                assert!(got.insert(id, d).is_none(), "request {id} settled twice");
+            }
+        }
+        assert_eq!(got[&1], Done::Product(Noun::atom(100_000_001)));
+        assert_eq!(got[&2], Done::Crash);
+        assert_eq!(got[&3], Done::OutOfFuel);
+        assert_eq!(got[&4], Done::TimedOut);
+    }
+
+    #[test]
+    fn shutdown_cancels_what_is_outstanding() {
+        let mut s = Supervisor::new(1);
+        s.submit(req(1, DEC, u64::MAX, 60_000));
+        s.submit(req(2, DEC, u64::MAX, 60_000));
+        std::thread::sleep(Duration::from_millis(20));
+        let mut out = s.shutdown();
+        out.sort_by_key(|(id, _)| *id);
+        assert_eq!(out, vec![(1, Done::Cancelled), (2, Done::Cancelled)]);
+        assert_eq!(s.outstanding(), 0);
+    }
+}

@@ -1,0 +1,155 @@
+//! A storm of asynchronous computations with random timeouts, crashes and
+//! fuel exhaustion: every request gets exactly one outcome event, in the
+//! log; replaying the log (which never reruns a computation) gives the
+//! live run's final state, in parallel and serially.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spectree_noun::{Axis, Noun};
+use spectree_scheduler::durable::EventLog;
+use spectree_scheduler::logged::{replay, run_with_computations, LogPolicy, Offpath};
+use spectree_scheduler::offpath::{async_tag, Request};
+use spectree_scheduler::workload::Rng;
+use spectree_scheduler::{Config, Event, Processor, SerialProcessor};
+use spectree_stm::{NounState, RegionMap};
+
+const DEC: &str = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]";
+
+fn cord(s: &str) -> Noun {
+    let mut b = [0u8; 8];
+    b[..s.len()].copy_from_slice(s.as_bytes());
+    Noun::atom(u64::from_le_bytes(b))
+}
+
+/// Kernel on [event state]: `[%async id result]` conses `[id result]` onto
+/// the state; anything else is echoed as the effects, state unchanged.
+fn kernel() -> Noun {
+    let k = format!(
+        "[6 [5 [1 {}] [0 4]] [[1 0] [0 5] 0 3] [[0 2] 0 3]]",
+        async_tag().as_atom().unwrap().as_u64().unwrap()
+    );
+    k.parse().unwrap()
+}
+
+/// Effects `[%req subject formula fuel timeout-ms]` ask for a computation.
+fn requests(index: u64, effects: &Noun) -> Option<Request> {
+    let Noun::Cell(c) = effects else { return None };
+    if c.head() != &cord("req") {
+        return None;
+    }
+    // [subject formula fuel timeout] as a right-nested tuple under the tag.
+    let t = c.tail();
+    let get = |a: u64| spectree_noun::slot(&Axis::new(a).unwrap(), t).ok().cloned();
+    let as_u64 = |n: Noun| n.as_atom().and_then(|a| a.as_u64());
+    Some(Request {
+        id: index,
+        subject: get(2)?,
+        formula: get(6)?,
+        fuel: as_u64(get(14)?)?,
+        timeout: Duration::from_millis(as_u64(get(15)?)?),
+    })
+}
+
+fn storm(n: u64) -> Vec<Noun> {
+    let dec: Noun = DEC.parse().unwrap();
+    (0..n)
+        .map(|i| {
+            let mut rng = Rng::at(42, i);
+            let (subject, formula, fuel, ms) = match rng.below(6) {
+                0 => (Noun::atom(i), "[4 0 1]".parse().unwrap(), 100, 1000),
+                1 => (Noun::atom(i), "[0 0]".parse().unwrap(), 100, 1000),
+                2 => (Noun::atom(1_000_000), dec.clone(), 500, 1000),
+                3 => (
+                    Noun::atom(1_000_000_000),
+                    dec.clone(),
+                    u64::MAX,
+                    1 + rng.below(20),
+                ),
+                4 => (Noun::atom(50), dec.clone(), 100_000, 1000),
+                _ => return Noun::cell(cord("tick"), Noun::atom(i)),
+            };
+            let tuple = [
+                cord("req"),
+                subject,
+                formula,
+                Noun::atom(fuel),
+                Noun::atom(ms),
+            ];
+            Noun::tuple(tuple.to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
+    let dir = std::env::temp_dir().join(format!("spectree-offpath-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = EventLog::open(&dir).unwrap();
+    let regions = Arc::new(RegionMap::depth(1).unwrap());
+    let processor = Processor::new(regions.clone(), Some(kernel()), Config::threads(2)).unwrap();
+    let events = storm(200);
+    let mut offpath = Offpath {
+        requests,
+        outcome: |n: Noun| (n.clone(), Event::Nock(n)),
+        concurrency: 3,
+    };
+    let (live, metrics) = run_with_computations(
+        &processor,
+        &log,
+        NounState(Noun::ZERO),
+        events.iter().map(|e| (e.clone(), Event::Nock(e.clone()))),
+        LogPolicy {
+            group: 16,
+            snapshot_every: 50,
+        },
+        &mut offpath,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(metrics.events, log.len());
+    // Exactly one outcome event per request (ids are log positions:
+    // outcome events interleave with the submitted ones).
+    let logged = log.read(0, log.len()).unwrap();
+    let asked: Vec<u64> = logged
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Noun::Cell(c) if c.head() == &cord("req")))
+        .map(|(i, _)| i as u64)
+        .collect();
+    assert_eq!(
+        asked.len(),
+        events
+            .iter()
+            .filter(|e| matches!(e, Noun::Cell(c) if c.head() == &cord("req")))
+            .count()
+    );
+    let mut outcomes: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut kinds = [0usize; 5];
+    for e in &logged {
+        if let Noun::Cell(c) = e {
+            if c.head() == &async_tag() {
+                let at = |a: u64| spectree_noun::slot(&Axis::new(a).unwrap(), c.tail()).unwrap();
+                *outcomes
+                    .entry(at(2).as_atom().unwrap().as_u64().unwrap())
+                    .or_default() += 1;
+                kinds[at(6).as_atom().unwrap().as_u64().unwrap() as usize] += 1;
+            }
+        }
+    }
+    // Products, crashes, fuel exhaustion and timeouts all happened.
+    assert!(kinds[..4].iter().all(|&k| k > 0), "outcome kinds {kinds:?}");
+    assert_eq!(outcomes.keys().copied().collect::<Vec<_>>(), asked);
+    assert!(
+        outcomes.values().all(|&n| n == 1),
+        "a request settled twice"
+    );
+    // Replay never reruns computations: it reads their outcomes.
+    let r = replay(&processor, &log, |n| Ok(Event::Nock(n.clone()))).unwrap();
+    assert_eq!(r.state, live);
+    let serial = SerialProcessor::new(regions, Some(kernel()), 100_000_000);
+    let s = serial.run(NounState(Noun::ZERO), logged.into_iter().map(Event::Nock));
+    assert_eq!(s.state, live);
+    std::fs::remove_dir_all(&dir).ok();
+}
