@@ -6,7 +6,8 @@
 //! the writing run committed after the same events.
 
 use std::cell::RefCell;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use spectree_noun::Noun;
@@ -14,7 +15,7 @@ use spectree_noun::Noun;
 use crate::durable::{EventLog, LogError};
 use crate::event::{Backend, Committed, Event};
 use crate::metrics::Metrics;
-use crate::offpath::{Request, Supervisor};
+use crate::offpath::{Done, Request, Supervisor};
 use crate::Processor;
 
 /// How a logged run groups syncs and takes snapshots.
@@ -66,6 +67,7 @@ pub fn run_logged<S: Backend>(
             requests: no_requests,
             outcome: no_outcomes,
             concurrency: 1,
+            shutdown: None,
         },
         sink,
     )
@@ -80,6 +82,11 @@ pub struct Offpath<R, O> {
     pub outcome: O,
     /// Computations run at once, at most.
     pub concurrency: usize,
+    /// Set (from any thread) to shut down: no further events are taken,
+    /// outstanding computations are cancelled at their next safe point, and
+    /// each gets a cancelled outcome event, logged and run, before the run
+    /// ends.
+    pub shutdown: Option<Arc<AtomicBool>>,
 }
 
 /// [`run_logged`], with asynchronous computations: a committed event whose
@@ -122,6 +129,8 @@ where
     let failure: RefCell<Option<LogError>> = RefCell::new(None);
     let (tx, rx) = mpsc::channel::<(u64, S)>();
     let every = policy.snapshot_every;
+    let stopping = offpath.shutdown.clone();
+    let stopped = || stopping.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
     let offpath = RefCell::new(offpath);
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<(), LogError> {
@@ -148,6 +157,9 @@ where
                     next.map(|(id, d)| ((), d.event(id)))
                 } {
                     batch.push((offpath.borrow_mut().outcome)(done));
+                }
+                if stopped() {
+                    source_done = true;
                 }
                 if !source_done {
                     let room = group.saturating_sub(batch.len()).max(1);
@@ -193,21 +205,26 @@ where
             if failure.borrow().is_some() || supervisor.borrow().outstanding() == 0 {
                 break;
             }
-            // Wait for the next outcome: the next round starts with it.
-            let mut sup = supervisor.borrow_mut();
-            let first = loop {
-                if let Some(d) = sup.next(Duration::from_millis(100)) {
-                    break d;
+            // Wait for the next outcome (or shut down): the next round
+            // starts with it.
+            let firsts: Vec<(u64, Done)> = loop {
+                if stopped() {
+                    break supervisor.borrow_mut().shutdown();
+                }
+                if let Some(d) = supervisor.borrow_mut().next(Duration::from_millis(20)) {
+                    break vec![d];
                 }
             };
-            drop(sup);
-            let (noun, event) = (offpath.borrow_mut().outcome)(first.1.event(first.0));
-            if let Err(e) = log.append(std::slice::from_ref(&noun)) {
+            let (nouns, round): (Vec<Noun>, Vec<Event<S>>) = firsts
+                .into_iter()
+                .map(|(id, d)| (offpath.borrow_mut().outcome)(d.event(id)))
+                .unzip();
+            if let Err(e) = log.append(&nouns) {
                 *failure.borrow_mut() = Some(e);
                 break;
             }
-            // Run it as a round of its own (later outcomes merge in).
-            let (next_state, m) = processor.stream(state, std::iter::once(event), |c| {
+            // Run them as a round of their own (later outcomes merge in).
+            let (next_state, m) = processor.stream(state, round, |c| {
                 let index = offset + c.index;
                 if let Ok(effects) = &c.outcome {
                     if let Some(r) = (offpath.borrow_mut().requests)(index, effects) {

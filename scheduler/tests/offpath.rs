@@ -94,6 +94,7 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
         requests,
         outcome: |n: Noun| (n.clone(), Event::Nock(n)),
         concurrency: 3,
+        shutdown: None,
     };
     let (live, metrics) = run_with_computations(
         &processor,
@@ -151,5 +152,71 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
     let serial = SerialProcessor::new(regions, Some(kernel()), 100_000_000);
     let s = serial.run(NounState(Noun::ZERO), logged.into_iter().map(Event::Nock));
     assert_eq!(s.state, live);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn shutdown_cancels_outstanding_computations_and_records_them() {
+    let dir = std::env::temp_dir().join(format!("spectree-offpath-stop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = EventLog::open(&dir).unwrap();
+    let regions = Arc::new(RegionMap::depth(1).unwrap());
+    let processor = Processor::new(regions, Some(kernel()), Config::threads(2)).unwrap();
+    let dec: Noun = DEC.parse().unwrap();
+    // Ten computations that would run for a minute each.
+    let events: Vec<Noun> = (0..10u64)
+        .map(|_| {
+            let items = [
+                cord("req"),
+                Noun::atom(1u64 << 60),
+                dec.clone(),
+                Noun::atom(u64::MAX),
+                Noun::atom(60_000),
+            ];
+            Noun::tuple(items.to_vec())
+        })
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trigger = stop.clone();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        trigger.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let mut offpath = Offpath {
+        requests,
+        outcome: |n: Noun| (n.clone(), Event::Nock(n)),
+        concurrency: 2,
+        shutdown: Some(stop),
+    };
+    let started = std::time::Instant::now();
+    let (live, _) = run_with_computations(
+        &processor,
+        &log,
+        NounState(Noun::ZERO),
+        events.iter().map(|e| (e.clone(), Event::Nock(e.clone()))),
+        LogPolicy::default(),
+        &mut offpath,
+        |_| {},
+    )
+    .unwrap();
+    timer.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "shutdown waited for computations"
+    );
+    let logged = log.read(0, log.len()).unwrap();
+    let cancelled = logged
+        .iter()
+        .filter(|e| {
+            matches!(e, Noun::Cell(c) if c.head() == &async_tag()
+            && spectree_noun::slot(&Axis::new(6).unwrap(), c.tail()).unwrap() == &Noun::atom(4))
+        })
+        .count();
+    assert_eq!(
+        cancelled, 10,
+        "every outstanding computation is recorded as cancelled"
+    );
+    let r = replay(&processor, &log, |n| Ok(Event::Nock(n.clone()))).unwrap();
+    assert_eq!(r.state, live);
     std::fs::remove_dir_all(&dir).ok();
 }
