@@ -150,22 +150,15 @@ impl Comparison {
         } else {
             "speedup over each report's own serial run (different machines: raw times are not comparable)"
         };
-        let _ = writeln!(
-            s,
-            "old: {} {} ({} cores, {})",
-            short(&old.header.git_commit),
-            old.header.date,
-            old.header.cores,
-            old.header.cpu_model
-        );
-        let _ = writeln!(
-            s,
-            "new: {} {} ({} cores, {})",
-            short(&new.header.git_commit),
-            new.header.date,
-            new.header.cores,
-            new.header.cpu_model
-        );
+        for (label, r) in [("old", old), ("new", new)] {
+            let h = &r.header;
+            let commit = short(&h.git_commit);
+            let _ = writeln!(
+                s,
+                "{label}: {commit} {} ({} cores, {})",
+                h.date, h.cores, h.cpu_model
+            );
+        }
         let _ = writeln!(s, "compared: {unit}");
         let width = self
             .rows

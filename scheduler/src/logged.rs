@@ -142,6 +142,25 @@ where
         let mut state = state;
         let mut metrics = Metrics::default();
         let mut offset = 0u64;
+        // Every committed output, in log order: start what its effects ask
+        // for, snapshot on schedule, release it.
+        let mut deliver = |offset: u64, c: Committed<S>| {
+            let index = offset + c.index;
+            if let Ok(effects) = &c.outcome {
+                if let Some(r) = (offpath.borrow_mut().requests)(index, effects) {
+                    supervisor.borrow_mut().submit(r);
+                }
+            }
+            let n = index + 1;
+            if every > 0 && n % every == 0 {
+                let _ = tx.send((n, c.state.clone()));
+            }
+            sink(Committed {
+                index,
+                outcome: c.outcome,
+                state: c.state,
+            });
+        };
         // Rounds: a round ends when its input is exhausted; outcomes still
         // due (from events committed late in it) start the next round.
         loop {
@@ -182,23 +201,7 @@ where
                     .into_iter();
                 ready.next()
             });
-            let (next_state, m) = processor.stream(state, durable, |c| {
-                let index = offset + c.index;
-                if let Ok(effects) = &c.outcome {
-                    if let Some(r) = (offpath.borrow_mut().requests)(index, effects) {
-                        supervisor.borrow_mut().submit(r);
-                    }
-                }
-                let n = index + 1;
-                if every > 0 && n % every == 0 {
-                    let _ = tx.send((n, c.state.clone()));
-                }
-                sink(Committed {
-                    index,
-                    outcome: c.outcome,
-                    state: c.state,
-                });
-            });
+            let (next_state, m) = processor.stream(state, durable, |c| deliver(offset, c));
             state = next_state;
             offset += m.events;
             add(&mut metrics, &m);
@@ -224,19 +227,7 @@ where
                 break;
             }
             // Run them as a round of their own (later outcomes merge in).
-            let (next_state, m) = processor.stream(state, round, |c| {
-                let index = offset + c.index;
-                if let Ok(effects) = &c.outcome {
-                    if let Some(r) = (offpath.borrow_mut().requests)(index, effects) {
-                        supervisor.borrow_mut().submit(r);
-                    }
-                }
-                sink(Committed {
-                    index,
-                    outcome: c.outcome,
-                    state: c.state,
-                });
-            });
+            let (next_state, m) = processor.stream(state, round, |c| deliver(offset, c));
             state = next_state;
             offset += m.events;
             add(&mut metrics, &m);
