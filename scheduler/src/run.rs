@@ -36,8 +36,10 @@ pub struct Report {
     pub parallel_events_per_sec: f64,
     /// `serial_secs / parallel_secs`.
     pub speedup: f64,
-    /// Final states and all outcomes equal.
+    /// Final states and all outcomes equal (true when not compared).
     pub identical: bool,
+    /// Whether a serial run was made to compare with.
+    pub compared: bool,
     /// Executions beyond one per event.
     pub reexecutions: u64,
     /// Speculative executions stopped early.
@@ -301,6 +303,7 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report
         parallel_events_per_sec: rate(parallel_secs),
         speedup: serial_secs / parallel_secs.max(1e-12),
         identical,
+        compared: !options.skip_serial,
         reexecutions: metrics.reexecutions,
         aborts: metrics.aborts,
         direct: metrics.direct,
