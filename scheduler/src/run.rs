@@ -374,14 +374,11 @@ pub fn summary(r: &Report) -> String {
             r.available_parallelism
         );
     }
-    s += &format!(
-        "identical:    {} (final mug 0x{:x})\n",
-        if r.identical {
-            "yes"
-        } else {
-            "NO: serial and speculative results differ"
-        },
-        r.mug
-    );
+    let verdict = match (r.compared, r.identical) {
+        (false, _) => "not compared (no serial run)",
+        (true, true) => "yes",
+        (true, false) => "NO: serial and speculative results differ",
+    };
+    s += &format!("identical:    {verdict} (final mug 0x{:x})\n", r.mug);
     s
 }
