@@ -153,7 +153,7 @@ impl EventLog {
                 .map(|(k, _)| k.value());
             match last {
                 None => 0,
-                Some(l) if l + 1 == count => count,
+                Some(l) if l.checked_add(1) == Some(count) => count,
                 Some(l) => {
                     return Err(LogError::Corrupt {
                         path: shown,
@@ -212,6 +212,10 @@ impl EventLog {
     /// [`LogError::Store`] if the write or its sync fails (nothing of the
     /// batch is then in the log).
     pub fn append(&self, events: &[Noun]) -> Result<u64, LogError> {
+        contained(&self.path, || self.append_inner(events))
+    }
+
+    fn append_inner(&self, events: &[Noun]) -> Result<u64, LogError> {
         let first = self.len();
         let txn = self.db.begin_write().map_err(|e| self.store(e))?;
         {
@@ -263,6 +267,10 @@ impl EventLog {
     /// # Errors
     /// [`LogError::Store`] if the write fails.
     pub fn write_snapshot(&self, events: u64, state: &Noun) -> Result<(), LogError> {
+        contained(&self.path, || self.write_snapshot_inner(events, state))
+    }
+
+    fn write_snapshot_inner(&self, events: u64, state: &Noun) -> Result<(), LogError> {
         let record = Noun::cell(Noun::atom(u64::from(state.mug())), state.clone());
         let sealed = seal(events, &jam_bytes(&record));
         let txn = self.db.begin_write().map_err(|e| self.store(e))?;
@@ -319,6 +327,10 @@ impl EventLog {
     /// # Errors
     /// [`LogError::Store`] if the write fails.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), LogError> {
+        contained(&self.path, || self.set_meta_inner(key, value))
+    }
+
+    fn set_meta_inner(&self, key: &str, value: &str) -> Result<(), LogError> {
         let txn = self.db.begin_write().map_err(|e| self.store(e))?;
         {
             let mut table = txn.open_table(META).map_err(|e| self.store(e))?;
@@ -332,6 +344,10 @@ impl EventLog {
     /// # Errors
     /// [`LogError::Store`] if the store cannot be read.
     pub fn meta(&self, key: &str) -> Result<Option<String>, LogError> {
+        contained(&self.path, || self.meta_inner(key))
+    }
+
+    fn meta_inner(&self, key: &str) -> Result<Option<String>, LogError> {
         let txn = self.db.begin_read().map_err(|e| self.store(e))?;
         let table = txn.open_table(META).map_err(|e| self.store(e))?;
         let value = table.get(key).map_err(|e| self.store(e))?;

@@ -218,6 +218,14 @@ where
                     break vec![d];
                 }
             };
+            if firsts.is_empty() {
+                // Cannot happen (every request settles); never spin on it.
+                *failure.borrow_mut() = Some(LogError::Store {
+                    path: "(log)".into(),
+                    why: "computations were outstanding but none could be settled".into(),
+                });
+                break;
+            }
             let (nouns, round): (Vec<Noun>, Vec<Event<S>>) = firsts
                 .into_iter()
                 .map(|(id, d)| (offpath.borrow_mut().outcome)(d.event(id)))
@@ -233,7 +241,12 @@ where
             add(&mut metrics, &m);
         }
         drop(tx);
-        let written = writer.join().expect("the snapshot writer does not panic");
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(LogError::Store {
+                path: "(log)".into(),
+                why: "the snapshot writer panicked".into(),
+            })
+        });
         if let Some(e) = failure.borrow_mut().take() {
             return Err(e);
         }

@@ -88,17 +88,34 @@ impl Done {
 /// safe point is settled as timed out without it.
 const GRACE: Duration = Duration::from_millis(200);
 
+/// A request as the supervisor tracks it: by its own ticket (request ids
+/// come from callers and may repeat), with a deadline set at submission
+/// (`None`: too far to represent).
+struct Ticket {
+    ticket: u64,
+    request: Request,
+    deadline: Option<Instant>,
+}
+
 struct Running {
-    deadline: Instant,
+    id: u64,
+    deadline: Option<Instant>,
     cancel: CancelToken,
 }
 
 #[derive(Default)]
 struct Books {
-    queue: VecDeque<Request>,
+    next_ticket: u64,
+    queue: VecDeque<Ticket>,
     running: BTreeMap<u64, Running>,
     settled: VecDeque<(u64, Done)>,
     stop: bool,
+}
+
+fn overdue(deadline: Option<Instant>, now: Instant, grace: Duration) -> bool {
+    deadline
+        .and_then(|d| d.checked_add(grace))
+        .is_some_and(|d| now >= d)
 }
 
 struct Shared {
@@ -142,8 +159,18 @@ impl Supervisor {
     }
 
     /// Queue a request; its outcome will come from [`next`](Self::next).
+    /// Its timeout counts from now, queued or running.
     pub fn submit(&mut self, request: Request) {
-        lock(&self.shared.books).queue.push_back(request);
+        let deadline = Instant::now().checked_add(request.timeout);
+        let mut books = lock(&self.shared.books);
+        let ticket = books.next_ticket;
+        books.next_ticket += 1;
+        books.queue.push_back(Ticket {
+            ticket,
+            request,
+            deadline,
+        });
+        drop(books);
         self.outstanding += 1;
         self.shared.changed.notify_all();
     }
@@ -161,19 +188,28 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             // Deadlines: cancel at the deadline; settle without the
-            // computation once the grace period is over too.
-            let mut overdue = Vec::new();
-            for (id, r) in &books.running {
-                if now >= r.deadline {
+            // computation once the grace period is over too. Queued
+            // requests time out the same way (all threads may be stuck).
+            let mut late = Vec::new();
+            for (ticket, r) in &books.running {
+                if overdue(r.deadline, now, Duration::ZERO) {
                     r.cancel.cancel();
                 }
-                if now >= r.deadline + GRACE {
-                    overdue.push(*id);
+                if overdue(r.deadline, now, GRACE) {
+                    late.push(*ticket);
                 }
             }
-            for id in overdue {
-                books.running.remove(&id);
-                books.settled.push_back((id, Done::TimedOut));
+            for ticket in late {
+                let r = books.running.remove(&ticket).expect("listed above");
+                books.settled.push_back((r.id, Done::TimedOut));
+            }
+            let (expired, waiting): (VecDeque<Ticket>, VecDeque<Ticket>) =
+                std::mem::take(&mut books.queue)
+                    .into_iter()
+                    .partition(|t| overdue(t.deadline, now, Duration::ZERO));
+            books.queue = waiting;
+            for t in expired {
+                books.settled.push_back((t.request.id, Done::TimedOut));
             }
             if let Some(done) = books.settled.pop_front() {
                 self.outstanding -= 1;
@@ -199,11 +235,16 @@ impl Supervisor {
         let mut books = lock(&self.shared.books);
         books.stop = true;
         let mut out: Vec<(u64, Done)> = books.settled.drain(..).collect();
-        out.extend(books.queue.drain(..).map(|r| (r.id, Done::Cancelled)));
+        out.extend(
+            books
+                .queue
+                .drain(..)
+                .map(|t| (t.request.id, Done::Cancelled)),
+        );
         let running = std::mem::take(&mut books.running);
-        for (id, r) in running {
+        for r in running.into_values() {
             r.cancel.cancel();
-            out.push((id, Done::Cancelled));
+            out.push((r.id, Done::Cancelled));
         }
         drop(books);
         self.shared.changed.notify_all();
@@ -233,17 +274,18 @@ fn worker(shared: &Shared) {
                 if books.stop {
                     return;
                 }
-                if let Some(r) = books.queue.pop_front() {
+                if let Some(t) = books.queue.pop_front() {
                     // Monitoring is in place before the computation starts.
                     let cancel = CancelToken::new();
                     books.running.insert(
-                        r.id,
+                        t.ticket,
                         Running {
-                            deadline: Instant::now() + r.timeout,
+                            id: t.request.id,
+                            deadline: t.deadline,
                             cancel: cancel.clone(),
                         },
                     );
-                    break (r, cancel);
+                    break (t.ticket, t.request, cancel);
                 }
                 books = shared
                     .changed
@@ -252,7 +294,7 @@ fn worker(shared: &Shared) {
                     .0;
             }
         };
-        let (r, cancel) = request;
+        let (ticket, r, cancel) = request;
         let limits = Limits {
             fuel: r.fuel,
             cancel: Some(cancel.clone()),
@@ -266,7 +308,7 @@ fn worker(shared: &Shared) {
         };
         let mut books = lock(&shared.books);
         // Settled already (overdue, or shut down)? Then this result is late.
-        if books.running.remove(&r.id).is_some() {
+        if books.running.remove(&ticket).is_some() {
             books.settled.push_back((r.id, done));
         }
         drop(books);
@@ -307,6 +349,33 @@ mod tests {
         assert_eq!(got[&2], Done::Crash);
         assert_eq!(got[&3], Done::OutOfFuel);
         assert_eq!(got[&4], Done::TimedOut);
+    }
+
+    #[test]
+    fn repeated_ids_huge_timeouts_and_stuck_threads_still_settle() {
+        let mut s = Supervisor::new(1);
+        s.submit(req(7, "[4 0 1]", 100, 1000));
+        s.submit(req(7, "[0 0]", 100, 1000));
+        let mut huge = req(8, "[4 0 1]", 100, 0);
+        huge.timeout = Duration::MAX;
+        s.submit(huge);
+        // Queued behind a long computation on the only thread: times out
+        // while still queued.
+        let mut s2 = Supervisor::new(1);
+        s2.submit(req(1, DEC, u64::MAX, 60));
+        s2.submit(req(2, "[4 0 1]", 100, 10));
+        let mut got = Vec::new();
+        while s.outstanding() > 0 {
+            got.extend(s.next(Duration::from_secs(5)));
+        }
+        got.sort_by_key(|(id, d)| (*id, format!("{d:?}")));
+        assert_eq!(got.len(), 3);
+        assert_eq!(got.iter().filter(|(id, _)| *id == 7).count(), 2);
+        let mut got2 = Vec::new();
+        while s2.outstanding() > 0 {
+            got2.extend(s2.next(Duration::from_secs(5)));
+        }
+        assert!(got2.contains(&(2, Done::TimedOut)), "{got2:?}");
     }
 
     #[test]

@@ -250,7 +250,17 @@ impl<'m, S: Backend> Core<'m, S> {
             {
                 continue;
             }
-            let (v, state) = self.load_snapshot();
+            let (mut v, mut state) = self.load_snapshot();
+            if v != i {
+                // Arm the watch, then look again: a commit published after
+                // our load dooms through the watch or is seen here.
+                slot.watch.reset(v);
+                let (v2, s2) = self.load_snapshot();
+                if v2 != v {
+                    (v, state) = (v2, s2);
+                    slot.watch.reset(v);
+                }
+            }
             debug_assert!(k <= v && v <= i, "snapshot {v} outside {k}..={i}");
             self.run_claimed(i, v, &state, width);
             return true;
@@ -268,8 +278,7 @@ impl<'m, S: Backend> Core<'m, S> {
             // be validated against it.
             self.frontier(&event, state, v, width)
         } else {
-            let watch = slot.watch.clone();
-            watch.reset(v);
+            let watch = slot.watch.clone(); // armed by `claim_and_run`
             let as_read: Arc<dyn ReadWatch> = watch.clone();
             let exec = self.machine.tracked(
                 &event,
@@ -476,6 +485,11 @@ impl<'m, S: Backend> Core<'m, S> {
             data.output = Some((outcome, state.clone()));
         }
         slot.word.store(word(k, COMMITTED), Ordering::Release);
+        // Publish before dooming: a claim that loads the old snapshot after
+        // this point re-checks it after resetting its watch (see
+        // `claim_and_run`), so either it sees the new snapshot or the doom
+        // pass sees its watch.
+        self.publish(k + 1, state.clone());
         wasted += self.doom(head, k, &logged);
         let aborts = self.aborts.load(Ordering::Relaxed);
         wasted += aborts - head.seen_aborts;
@@ -490,9 +504,8 @@ impl<'m, S: Backend> Core<'m, S> {
             Logged::Everything => head.last_everything = k + 1,
         }
         head.log[k % window] = Some(logged);
-        head.state = state.clone();
+        head.state = state;
         head.committed = k + 1;
-        self.publish(k + 1, state);
         self.committed.store(k + 1, Ordering::SeqCst);
         if let Some(w) = head.controller.on_commit(wasted) {
             self.width.store(w, Ordering::Relaxed);
