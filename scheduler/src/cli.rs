@@ -215,6 +215,14 @@ pub fn main_with(
     }
 }
 
+/// Writing the command's output failed.
+fn io(e: std::io::Error) -> Failure {
+    Failure {
+        code: 1,
+        message: format!("cannot write output: {e}"),
+    }
+}
+
 struct Failure {
     code: i32,
     message: String,
@@ -296,10 +304,6 @@ fn region_arg(text: &str) -> Result<RegionMap, Failure> {
 }
 
 fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
-    let io = |e: std::io::Error| Failure {
-        code: 1,
-        message: format!("cannot write output: {e}"),
-    };
     match command {
         Command::Noun { op } => match op {
             NounOp::Jam { noun } => {
@@ -400,10 +404,6 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
 pub const EXIT_REGRESSED: i32 = 5;
 
 fn bench_command(quick: bool, path: &std::path::Path, out: &mut dyn Write) -> Result<(), Failure> {
-    let io = |e: std::io::Error| Failure {
-        code: 1,
-        message: format!("cannot write output: {e}"),
-    };
     let report = crate::report::bench(quick, &mut |name| {
         use std::io::IsTerminal;
         if std::io::stderr().is_terminal() {
@@ -459,10 +459,6 @@ fn compare_command(
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     use crate::compare::{compare, load, plot as draw};
-    let io = |e: std::io::Error| Failure {
-        code: 1,
-        message: format!("cannot write output: {e}"),
-    };
     let (a, b) = (
         load(old).map_err(|e| usage(e.to_string()))?,
         load(new).map_err(|e| usage(e.to_string()))?,
@@ -497,10 +493,6 @@ fn replay_command(
 ) -> Result<(), Failure> {
     use crate::durable::EventLog;
     use crate::workload::{AnyWorkload, Params};
-    let io = |e: std::io::Error| Failure {
-        code: 1,
-        message: format!("cannot write output: {e}"),
-    };
     let fail = |message: String| Failure { code: 1, message };
     if !dir.join("events.redb").exists() {
         return Err(usage(format!("{} holds no event log", dir.display())));
@@ -575,10 +567,6 @@ pub const EXIT_DIFFERENT: i32 = 4;
 fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
     use crate::run::{run, summary, RunOptions};
     use crate::workload::{AnyWorkload, Params};
-    let io = |e: std::io::Error| Failure {
-        code: 1,
-        message: format!("cannot write output: {e}"),
-    };
     let events = args.events.unwrap_or(match args.workload.as_str() {
         "arvo" => 100_000,
         "tiny" => 1_000_000,
