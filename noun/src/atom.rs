@@ -122,6 +122,16 @@ impl Atom {
         }
     }
 
+    /// The atom for messages: in full up to 128 bits, otherwise only its
+    /// size, so an error never quotes a huge number.
+    pub fn short(&self) -> String {
+        if self.bit_len() <= 128 {
+            self.to_string()
+        } else {
+            format!("(an atom of {} bits)", self.bit_len())
+        }
+    }
+
     /// The minimal little-endian bytes of the value (empty for 0).
     pub fn to_bytes_le(&self) -> Vec<u8> {
         match &self.0 {

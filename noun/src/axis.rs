@@ -1,18 +1,31 @@
 //! Tree addresses (`Axis`) and the Nock tree operators slot (`/`) and edit (`#`).
 //!
 //! Axis 1 is the root; axis `2n` is the head of axis `n` and `2n + 1` its
-//! tail. Axis 0 addresses nothing. An [`Axis`] is never 0, may be any size,
-//! and is stored inline when it fits in a `u64`.
+//! tail. Axis 0 addresses nothing. An [`Axis`] is never 0 and may be any
+//! size.
+//!
+//! Invariants:
+//! - an axis less than 2^64 is stored inline; a deeper one is a chain of
+//!   64-step blocks of its path, each block shared with every axis derived
+//!   from it ([`child`](Axis::child), [`parent`](Axis::parent),
+//!   [`compose`](Axis::compose)). The axes met walking down a deep path
+//!   therefore cost memory linear in the walk, not in the sum of their
+//!   lengths, and every value has exactly one block layout (block `k` holds
+//!   steps `64k..64k+64` from the root), so equal axes compare equal block
+//!   by block;
+//! - nothing recurses over an axis's depth (dropping a long chain included).
 //!
 //! [`slot`] and [`edit`] follow the Nock 4K definitions exactly and fail with
 //! a typed [`AxisError`] wherever the specification crashes. Both walk the
 //! axis with a loop (no native recursion over its depth).
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
 use num_bigint::BigUint;
-use num_traits::One;
 use thiserror::Error;
 
 use crate::{Atom, Noun};
@@ -28,15 +41,187 @@ use crate::{Atom, Noun};
 /// // Axis 2 inside the subtree at axis 3 is axis 6.
 /// assert_eq!(Axis::new(3).unwrap().compose(&Axis::HEAD), six);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone)]
 pub struct Axis(Repr);
 
-// Variant order matters: derived `Ord` puts every `Small` before every `Big`,
-// which is numeric order because `Big` always exceeds `u64::MAX`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone)]
 enum Repr {
+    /// Depth 0 to 63: the axis itself.
     Small(NonZeroU64),
-    Big(std::sync::Arc<BigUint>),
+    /// Depth 64 and more: the last block of the path.
+    Big(Arc<Block>),
+}
+
+/// Up to 64 steps of a deep axis's path, chained to the block before them
+/// (nearer the root). Every block but the last of a chain holds 64 steps.
+struct Block {
+    prev: Option<Arc<Block>>,
+    /// The steps, the first in the most significant of the low `len` bits;
+    /// a 1 is a step into a tail.
+    bits: u64,
+    /// Steps in this block, 1 to 64.
+    len: u32,
+    /// Steps from the root to the end of this block.
+    depth: u64,
+    /// The first 64 steps of the whole path (the root block's bits), so
+    /// that shallow ancestors are found without walking the chain.
+    first: u64,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // A chain can be millions of blocks long: unlink it in a loop.
+        let mut next = self.prev.take();
+        while let Some(block) = next {
+            next = match Arc::into_inner(block) {
+                Some(mut last_owner) => last_owner.prev.take(),
+                None => None,
+            };
+        }
+    }
+}
+
+/// The low `n` bits set (`n` up to 64).
+#[inline]
+fn mask(n: u32) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+/// `x << n`, 0 when every bit is shifted out.
+#[inline]
+fn shl(x: u64, n: u32) -> u64 {
+    if n >= 64 {
+        0
+    } else {
+        x << n
+    }
+}
+
+/// Builds an axis step by step, in blocks, on top of a shared chain.
+struct Builder {
+    prev: Option<Arc<Block>>,
+    bits: u64,
+    len: u32,
+    /// Depth at the end of `prev`.
+    base: u64,
+}
+
+impl Builder {
+    fn root() -> Builder {
+        Builder {
+            prev: None,
+            bits: 0,
+            len: 0,
+            base: 0,
+        }
+    }
+
+    /// Continue the path of `axis`, sharing its full blocks.
+    fn from(axis: &Axis) -> Builder {
+        match &axis.0 {
+            Repr::Small(n) => {
+                let d = 63 - n.leading_zeros();
+                Builder {
+                    prev: None,
+                    bits: n.get() & mask(d),
+                    len: d,
+                    base: 0,
+                }
+            }
+            Repr::Big(b) => Builder {
+                prev: b.prev.clone(),
+                bits: b.bits,
+                len: b.len,
+                base: b.depth - u64::from(b.len),
+            },
+        }
+    }
+
+    fn seal(&mut self) {
+        let first = match &self.prev {
+            Some(p) => p.first,
+            None => self.bits,
+        };
+        let block = Arc::new(Block {
+            prev: self.prev.take(),
+            bits: self.bits,
+            len: 64,
+            depth: self.base + 64,
+            first,
+        });
+        self.prev = Some(block);
+        self.base += 64;
+        self.bits = 0;
+        self.len = 0;
+    }
+
+    /// Append the low `n` bits of `bits` (the first step most significant).
+    fn push(&mut self, bits: u64, mut n: u32) {
+        while n > 0 {
+            if self.len == 64 {
+                self.seal();
+            }
+            let take = n.min(64 - self.len);
+            let top = (bits >> (n - take)) & mask(take);
+            self.bits = shl(self.bits, take) | top;
+            self.len += take;
+            n -= take;
+        }
+    }
+
+    fn finish(self) -> Axis {
+        let depth = self.base + u64::from(self.len);
+        if depth < 64 {
+            let n = (1u64 << depth) | self.bits;
+            return Axis(Repr::Small(NonZeroU64::new(n).expect("nonzero")));
+        }
+        let first = match &self.prev {
+            Some(p) => p.first,
+            None => self.bits,
+        };
+        Axis(Repr::Big(Arc::new(Block {
+            prev: self.prev,
+            bits: self.bits,
+            len: self.len,
+            depth,
+            first,
+        })))
+    }
+}
+
+/// Whether two chains hold the same steps (same layout by the invariant),
+/// stopping early at a shared block.
+fn same_chain(mut a: Option<&Arc<Block>>, mut b: Option<&Arc<Block>>) -> bool {
+    loop {
+        match (a, b) {
+            (None, None) => return true,
+            (Some(x), Some(y)) => {
+                if Arc::ptr_eq(x, y) {
+                    return true;
+                }
+                if x.bits != y.bits || x.len != y.len || x.depth != y.depth {
+                    return false;
+                }
+                a = x.prev.as_ref();
+                b = y.prev.as_ref();
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// The block of `last`'s chain that holds step `depth - 1` (`depth >= 1`
+/// and at most the chain's depth).
+fn block_ending_after(last: &Arc<Block>, depth: u64) -> &Arc<Block> {
+    let mut b = last;
+    while b.depth - u64::from(b.len) >= depth {
+        b = b.prev.as_ref().expect("a chain reaches the root");
+    }
+    b
 }
 
 /// Why a tree operation crashed.
@@ -46,7 +231,7 @@ pub enum AxisError {
     #[error("axis 0 is not a tree address")]
     Zero,
     /// The path of `axis` reached an atom at `at` before arriving.
-    #[error("axis {axis} does not exist: axis {at} is an atom")]
+    #[error("axis {} does not exist: axis {} is an atom", axis.short(), at.short())]
     HitAtom {
         /// The axis that was asked for.
         axis: Axis,
@@ -77,21 +262,30 @@ impl Axis {
     /// # Errors
     /// [`AxisError::Zero`] for the atom 0.
     pub fn from_atom(atom: &Atom) -> Result<Axis, AxisError> {
-        match atom.as_u64() {
-            Some(n) => Axis::new(n).ok_or(AxisError::Zero),
-            None => Ok(Axis(Repr::Big(std::sync::Arc::new(atom.to_biguint())))),
+        if let Some(n) = atom.as_u64() {
+            return Axis::new(n).ok_or(AxisError::Zero);
         }
-    }
-
-    fn from_biguint(n: BigUint) -> Axis {
-        Axis::from_atom(&Atom::from_biguint(n)).expect("axis arithmetic never yields 0")
+        // Below the leading 1, bits from the most significant are the steps.
+        let depth = atom.bit_len() - 1;
+        let mut b = Builder::root();
+        let mut i = depth;
+        while i > 0 {
+            let n = i.min(64) as u32;
+            let mut word = 0u64;
+            for k in 0..u64::from(n) {
+                word = word << 1 | u64::from(atom.bit(i - 1 - k));
+            }
+            b.push(word, n);
+            i -= u64::from(n);
+        }
+        Ok(b.finish())
     }
 
     /// The axis as an atom.
     pub fn to_atom(&self) -> Atom {
         match &self.0 {
             Repr::Small(n) => Atom::new(n.get()),
-            Repr::Big(b) => Atom::from_biguint((**b).clone()),
+            Repr::Big(_) => Atom::from_biguint(self.to_biguint()),
         }
     }
 
@@ -107,7 +301,20 @@ impl Axis {
     fn to_biguint(&self) -> BigUint {
         match &self.0 {
             Repr::Small(n) => BigUint::from(n.get()),
-            Repr::Big(b) => (**b).clone(),
+            Repr::Big(last) => {
+                // Bit `depth` is the leading 1; step i is bit depth - 1 - i.
+                let depth = last.depth;
+                let mut words = vec![0u64; (depth / 64 + 1) as usize];
+                words[(depth / 64) as usize] |= 1 << (depth % 64);
+                for (i, step) in self.path().enumerate() {
+                    if step {
+                        let at = depth - 1 - i as u64;
+                        words[(at / 64) as usize] |= 1 << (at % 64);
+                    }
+                }
+                let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                BigUint::from_bytes_le(&bytes)
+            }
         }
     }
 
@@ -116,26 +323,48 @@ impl Axis {
     pub fn depth(&self) -> u64 {
         match &self.0 {
             Repr::Small(n) => u64::from(63 - n.leading_zeros()),
-            Repr::Big(b) => b.bits() - 1,
+            Repr::Big(b) => b.depth,
         }
     }
 
     /// The parent, or `None` for the root.
     pub fn parent(&self) -> Option<Axis> {
-        match &self.0 {
-            Repr::Small(n) => Axis::new(n.get() >> 1),
-            Repr::Big(b) => Some(Axis::from_biguint(&**b >> 1u32)),
-        }
+        self.ancestor(1)
     }
 
     /// The ancestor `levels` steps up, or `None` if that is above the root.
     pub fn ancestor(&self, levels: u64) -> Option<Axis> {
-        if levels > self.depth() {
+        let depth = self.depth();
+        if levels > depth {
             return None;
         }
+        let target = depth - levels;
         Some(match &self.0 {
             Repr::Small(n) => Axis::new(n.get() >> levels).expect("levels <= depth"),
-            Repr::Big(b) => Axis::from_biguint(&**b >> levels),
+            Repr::Big(_) if levels == 0 => self.clone(),
+            Repr::Big(last) if target < 64 => {
+                let top = if target == 0 {
+                    0
+                } else {
+                    last.first >> (64 - target)
+                };
+                Axis::new(1u64 << target | top).expect("nonzero")
+            }
+            Repr::Big(last) => {
+                let b = block_ending_after(last, target);
+                let keep = (target - (b.depth - u64::from(b.len))) as u32;
+                if keep == b.len {
+                    Axis(Repr::Big(b.clone()))
+                } else {
+                    Axis(Repr::Big(Arc::new(Block {
+                        prev: b.prev.clone(),
+                        bits: b.bits >> (b.len - keep),
+                        len: keep,
+                        depth: target,
+                        first: b.first,
+                    })))
+                }
+            }
         })
     }
 
@@ -156,13 +385,33 @@ impl Axis {
                 return Axis::new(n.get() << 1 | u64::from(tail)).expect("nonzero");
             }
         }
-        Axis::from_biguint(self.to_biguint() << 1u32 | BigUint::from(u8::from(tail)))
+        let mut b = Builder::from(self);
+        b.push(u64::from(tail), 1);
+        b.finish()
     }
 
     /// Whether `self` is `other` or lies on the path from the root to it.
     pub fn is_ancestor_of(&self, other: &Axis) -> bool {
         let (da, db) = (self.depth(), other.depth());
-        da <= db && other.ancestor(db - da).as_ref() == Some(self)
+        if da > db {
+            return false;
+        }
+        match (&self.0, &other.0) {
+            (Repr::Small(a), Repr::Small(b)) => b.get() >> (db - da) == a.get(),
+            (Repr::Small(a), Repr::Big(b)) => {
+                // `da` is at most 63: the prefix lies in the first block.
+                let top = if da == 0 { 0 } else { b.first >> (64 - da) };
+                a.get() == (1u64 << da | top)
+            }
+            (Repr::Big(_), Repr::Small(_)) => false,
+            (Repr::Big(a), Repr::Big(b)) => {
+                let blk = block_ending_after(b, da);
+                let keep = (da - (blk.depth - u64::from(blk.len))) as u32;
+                keep == a.len
+                    && blk.bits >> (blk.len - keep) == a.bits
+                    && same_chain(blk.prev.as_ref(), a.prev.as_ref())
+            }
+        }
     }
 
     /// Whether one of the two axes is an ancestor of (or equal to) the other,
@@ -180,8 +429,23 @@ impl Axis {
                 return Axis::new(a.get() << d | low).expect("nonzero");
             }
         }
-        let low = inner.to_biguint() ^ (BigUint::one() << d);
-        Axis::from_biguint(self.to_biguint() << d | low)
+        if d == 0 {
+            return self.clone();
+        }
+        let mut b = Builder::from(self);
+        let steps = inner.path();
+        let mut word = 0u64;
+        let mut n = 0u32;
+        for step in steps {
+            word = word << 1 | u64::from(step);
+            n += 1;
+            if n == 64 {
+                b.push(word, 64);
+                (word, n) = (0, 0);
+            }
+        }
+        b.push(word, n);
+        b.finish()
     }
 
     /// The inverse of [`compose`](Self::compose): the axis of `self` relative
@@ -192,30 +456,167 @@ impl Axis {
         }
         let d = self.depth() - ancestor.depth();
         if let Repr::Small(n) = &self.0 {
-            let low = if d == 0 {
-                0
-            } else {
-                n.get() & ((1u64 << d) - 1)
-            };
-            return Axis::new(1u64 << d | low);
+            return Axis::new(1u64 << d | (n.get() & mask(d as u32)));
         }
-        let mask = (BigUint::one() << d) - 1u32;
-        Some(Axis::from_biguint(
-            self.to_biguint() & mask | BigUint::one() << d,
-        ))
+        let mut b = Builder::root();
+        let (mut word, mut n) = (0u64, 0u32);
+        for step in self.path().skip(ancestor.depth() as usize) {
+            word = word << 1 | u64::from(step);
+            n += 1;
+            if n == 64 {
+                b.push(word, 64);
+                (word, n) = (0, 0);
+            }
+        }
+        b.push(word, n);
+        Some(b.finish())
     }
 
     /// The path from the root: `false` for each step into a head, `true` for
     /// each step into a tail.
-    pub fn path(&self) -> impl DoubleEndedIterator<Item = bool> + '_ {
-        let depth = self.depth();
-        (0..depth).rev().map(move |i| self.bit(i))
+    pub fn path(&self) -> Steps {
+        match &self.0 {
+            Repr::Small(n) => {
+                let d = 63 - n.leading_zeros();
+                Steps {
+                    small: (n.get() & mask(d), d),
+                    big: Vec::new(),
+                    front: 0,
+                    back: u64::from(d),
+                }
+            }
+            Repr::Big(last) => {
+                let mut big = Vec::with_capacity(last.depth.div_ceil(64) as usize);
+                let mut cur = Some(last);
+                while let Some(b) = cur {
+                    big.push((b.bits, b.len));
+                    cur = b.prev.as_ref();
+                }
+                big.reverse();
+                Steps {
+                    small: (0, 0),
+                    big,
+                    front: 0,
+                    back: last.depth,
+                }
+            }
+        }
     }
 
-    fn bit(&self, i: u64) -> bool {
+    /// The axis for messages: in full up to 128 levels deep, otherwise its
+    /// depth and first steps, so an error never quotes a huge number.
+    pub fn short(&self) -> String {
+        if self.depth() <= 128 {
+            self.to_string()
+        } else {
+            format!("(an axis {} levels deep)", self.depth())
+        }
+    }
+}
+
+/// The steps of an axis's path, from the root; see [`Axis::path`].
+#[derive(Debug, Clone)]
+pub struct Steps {
+    /// The only block of a shallow axis.
+    small: (u64, u32),
+    /// The blocks of a deep one, from the root (all but the last hold 64).
+    big: Vec<(u64, u32)>,
+    front: u64,
+    back: u64,
+}
+
+impl Steps {
+    #[inline]
+    fn step(&self, i: u64) -> bool {
+        let (bits, len) = if self.big.is_empty() {
+            self.small
+        } else {
+            self.big[(i / 64) as usize]
+        };
+        let offset = (i % 64) as u32;
+        (bits >> (len - 1 - offset)) & 1 == 1
+    }
+}
+
+impl Iterator for Steps {
+    type Item = bool;
+
+    #[inline]
+    fn next(&mut self) -> Option<bool> {
+        (self.front < self.back).then(|| {
+            self.front += 1;
+            self.step(self.front - 1)
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = (self.back - self.front) as usize;
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for Steps {
+    #[inline]
+    fn next_back(&mut self) -> Option<bool> {
+        (self.front < self.back).then(|| {
+            self.back -= 1;
+            self.step(self.back)
+        })
+    }
+}
+
+impl ExactSizeIterator for Steps {}
+
+impl PartialEq for Axis {
+    #[inline]
+    fn eq(&self, other: &Axis) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Small(a), Repr::Small(b)) => a == b,
+            (Repr::Big(a), Repr::Big(b)) => same_chain(Some(a), Some(b)),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Axis {}
+
+impl Hash for Axis {
+    fn hash<H: Hasher>(&self, state: &mut H) {
         match &self.0 {
-            Repr::Small(n) => (n.get() >> i) & 1 == 1,
-            Repr::Big(b) => b.bit(i),
+            Repr::Small(n) => state.write_u64(n.get()),
+            Repr::Big(last) => {
+                state.write_u64(last.depth);
+                let mut cur = Some(last);
+                while let Some(b) = cur {
+                    state.write_u64(b.bits);
+                    cur = b.prev.as_ref();
+                }
+            }
+        }
+    }
+}
+
+impl PartialOrd for Axis {
+    fn partial_cmp(&self, other: &Axis) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Numeric order: deeper axes are larger, and at one depth the path bits
+/// decide from the root down.
+impl Ord for Axis {
+    fn cmp(&self, other: &Axis) -> Ordering {
+        match (&self.0, &other.0) {
+            (Repr::Small(a), Repr::Small(b)) => a.cmp(b),
+            (Repr::Small(_), Repr::Big(_)) => Ordering::Less,
+            (Repr::Big(_), Repr::Small(_)) => Ordering::Greater,
+            (Repr::Big(a), Repr::Big(b)) => a.depth.cmp(&b.depth).then_with(|| {
+                if same_chain(Some(a), Some(b)) {
+                    return Ordering::Equal;
+                }
+                let (x, y) = (self.path(), other.path());
+                x.big.cmp(&y.big)
+            }),
         }
     }
 }
@@ -224,14 +625,14 @@ impl fmt::Display for Axis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Repr::Small(n) => write!(f, "{n}"),
-            Repr::Big(b) => write!(f, "{b}"),
+            Repr::Big(_) => write!(f, "{}", self.to_biguint()),
         }
     }
 }
 
 impl fmt::Debug for Axis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Axis({self})")
+        write!(f, "Axis({})", self.short())
     }
 }
 
@@ -395,6 +796,7 @@ pub fn edit(axis: &Axis, value: Noun, target: &Noun) -> Result<Noun, AxisError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use num_traits::One;
 
     fn ax(n: u64) -> Axis {
         Axis::new(n).unwrap()
@@ -444,6 +846,75 @@ mod tests {
         assert_eq!(slot(&all_tails, &deep), Ok(&Noun::atom(42)));
         let edited = edit(&all_tails, Noun::atom(7), &deep).unwrap();
         assert_eq!(slot(&all_tails, &edited), Ok(&Noun::atom(7)));
+    }
+
+    /// The axis with the given steps, built from its number.
+    fn numbered(steps: &[bool]) -> (BigUint, Axis) {
+        let n = steps.iter().fold(BigUint::one(), |n, &s| {
+            n << 1u32 | BigUint::from(u8::from(s))
+        });
+        let a = Axis::from_atom(&Atom::from_biguint(n.clone())).unwrap();
+        (n, a)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn deep_axes_agree_with_their_numbers(
+            x in proptest::collection::vec(proptest::bool::ANY, 0..300),
+            y in proptest::collection::vec(proptest::bool::ANY, 0..300),
+            cut in 0usize..300,
+        ) {
+            let (nx, ax_) = numbered(&x);
+            let (ny, ay) = numbered(&y);
+            // Built step by step, the same value and the same layout.
+            let stepped = x.iter().fold(Axis::ROOT, |a, &s| a.child(s));
+            proptest::prop_assert_eq!(&stepped, &ax_);
+            proptest::prop_assert_eq!(stepped.to_string(), nx.to_string());
+            proptest::prop_assert_eq!(ax_.to_atom().to_biguint(), nx.clone());
+            proptest::prop_assert_eq!(ax_.depth(), x.len() as u64);
+            proptest::prop_assert_eq!(ax_.path().collect::<Vec<_>>(), x.clone());
+            proptest::prop_assert_eq!(ax_.path().rev().collect::<Vec<_>>(),
+                x.iter().rev().copied().collect::<Vec<_>>());
+            proptest::prop_assert_eq!(ax_.cmp(&ay), nx.cmp(&ny));
+            proptest::prop_assert_eq!(ax_ == ay, nx == ny);
+            let hash = |a: &Axis| {
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(a)
+            };
+            if ax_ == ay {
+                proptest::prop_assert_eq!(hash(&ax_), hash(&ay));
+            }
+            // Ancestors, composition and its inverse.
+            let levels = cut.min(x.len()) as u64;
+            let up = ax_.ancestor(levels).unwrap();
+            proptest::prop_assert_eq!(up.to_atom().to_biguint(), &nx >> levels);
+            proptest::prop_assert!(up.is_ancestor_of(&ax_));
+            proptest::prop_assert_eq!(ax_.relative_to(&up).map(|r| up.compose(&r)), Some(ax_.clone()));
+            let joined = ax_.compose(&ay);
+            let (nj, _) = numbered(&[x.clone(), y.clone()].concat());
+            proptest::prop_assert_eq!(joined.to_atom().to_biguint(), nj);
+            proptest::prop_assert_eq!(joined.relative_to(&ax_), Some(ay.clone()));
+            let prefix = x.len() <= y.len() && y[..x.len()] == x[..];
+            proptest::prop_assert_eq!(ax_.is_ancestor_of(&ay), prefix);
+            proptest::prop_assert_eq!(ax_.overlaps(&ay), prefix || (y.len() <= x.len() && x[..y.len()] == y[..]));
+        }
+    }
+
+    #[test]
+    fn a_million_deep_axis_is_shared_and_drops_without_recursion() {
+        let mut a = Axis::ROOT;
+        let mut kept = Vec::new();
+        for i in 0..1_000_000u64 {
+            a = a.child(i % 3 == 0);
+            if i % 1000 == 0 {
+                kept.push(a.clone());
+            }
+        }
+        assert_eq!(a.depth(), 1_000_000);
+        assert!(kept[10].is_ancestor_of(&a));
+        assert_eq!(a.ancestor(1_000_000 - 10_001), Some(kept[10].clone()));
+        drop(kept);
+        drop(a);
     }
 
     #[test]

@@ -37,8 +37,8 @@ mod serial;
 mod text;
 
 pub use atom::Atom;
-pub use axis::{edit, slot, slot_u64, Axis, AxisError};
+pub use axis::{edit, slot, slot_u64, Axis, AxisError, Steps};
 pub use mug::murmur3_32;
-pub use noun::{Cell, Noun};
+pub use noun::{Cell, Noun, Unifier};
 pub use serial::{cue, cue_bytes, jam, jam_bytes, CueError};
 pub use text::{parse, to_text_within, ParseError};

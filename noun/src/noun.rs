@@ -421,70 +421,231 @@ impl PartialEq for Noun {
     }
 }
 
-/// Comparisons after which [`deep_eq`] starts remembering the cell pairs it
-/// has compared.
-const CAPE_AFTER: usize = 1024;
+/// Cell pairs the plain walk of [`deep_eq`] compares before it starts
+/// remembering what it has compared.
+const WALK_STEPS: usize = 1024;
 
-/// Structural equality on a heap stack, short-circuiting on shared cells and
-/// on differing cached fingerprints or mugs.
+/// Structural equality, near-linear whatever the sharing.
 ///
-/// Two equal nouns that share subtrees internally but not with each other
+/// First a plain walk on a heap stack, short-circuiting on shared cells and
+/// on differing cached fingerprints or mugs: enough for most nouns. Two
+/// equal nouns that share subtrees internally but not with each other
 /// (built separately, or decoded by `cue`) would be compared once per path,
-/// exponentially often. After [`CAPE_AFTER`] steps the walk remembers every
-/// pair of cells it has queued (as Urbit's `u3r_sing` does) and skips
-/// repeats: a repeated pair is either still being compared or already found
-/// equal, since any difference ends the whole comparison at once.
+/// exponentially often, so after [`WALK_STEPS`] steps the walk goes on with
+/// a [`Unifier`]: near-linear in the distinct cells of both.
 fn deep_eq(this: &Noun, other: &Noun) -> bool {
+    match walk_eq(this, other, WALK_STEPS) {
+        Some(answer) => answer,
+        None => Unifier::default().unify(this, other, false),
+    }
+}
+
+/// Whether two cells' cached digests prove them different.
+#[inline]
+fn cached_differ(x: &Cell, y: &Cell) -> bool {
+    if let (Some(fx), Some(fy)) = (x.cached_fingerprint(), y.cached_fingerprint()) {
+        if fx != fy {
+            return true;
+        }
+    }
+    matches!((x.cached_mug(), y.cached_mug()), (Some(mx), Some(my)) if mx != my)
+}
+
+/// The plain walk: `Some(answer)` within `steps` cell pairs, `None` when it
+/// would take more.
+fn walk_eq(this: &Noun, other: &Noun, steps: usize) -> Option<bool> {
     let mut stack: Vec<(&Noun, &Noun)> = Vec::new();
-    let mut steps = 0usize;
-    let mut cape: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
+    let mut left = steps;
     let (mut a, mut b) = (this, other);
     loop {
         match (a, b) {
             (Noun::Atom(x), Noun::Atom(y)) => {
                 if x != y {
-                    return false;
+                    return Some(false);
                 }
             }
             (Noun::Cell(x), Noun::Cell(y)) => {
                 if !x.ptr_eq(y) {
-                    if let (Some(fx), Some(fy)) = (x.cached_fingerprint(), y.cached_fingerprint()) {
-                        if fx != fy {
-                            return false;
-                        }
+                    if cached_differ(x, y) {
+                        return Some(false);
                     }
-                    if let (Some(mx), Some(my)) = (x.cached_mug(), y.cached_mug()) {
-                        if mx != my {
-                            return false;
-                        }
+                    if left == 0 {
+                        return None;
                     }
-                    steps += 1;
-                    if steps > CAPE_AFTER && !cape.insert((x.addr(), y.addr())) {
-                        // Compared already (or being compared): skip.
-                        match stack.pop() {
-                            Some((x, y)) => {
-                                a = x;
-                                b = y;
-                                continue;
-                            }
-                            None => return true,
-                        }
-                    }
+                    left -= 1;
                     stack.push((x.tail(), y.tail()));
                     a = x.head();
                     b = y.head();
                     continue;
                 }
             }
-            _ => return false,
+            _ => return Some(false),
         }
         match stack.pop() {
             Some((x, y)) => {
                 a = x;
                 b = y;
             }
-            None => return true,
+            None => return Some(true),
         }
+    }
+}
+
+/// Equality by unification: cells found (or being found) equal are merged
+/// into one class (union-find over cell addresses), and a pair already in
+/// one class is not compared again. Every comparison of two cells in
+/// different classes merges two classes, so a walk compares at most as many
+/// pairs as there are distinct cells: near-linear, however the two nouns
+/// share. Skipping a pair in one class is sound because the walk stops at
+/// the first difference: if it ends with "equal", every merge was justified.
+///
+/// A long-lived unifier (the interpreter keeps one per computation) answers
+/// repeated comparisons of the same cells in near-constant time. It keeps
+/// every cell it has seen alive (so addresses are not reused), and it
+/// forgets everything after a comparison that fails (its merges were then
+/// not all justified); the caller compares fingerprints first, so failures
+/// that get this far are fingerprint collisions.
+#[derive(Default)]
+pub struct Unifier {
+    parent: FastMap<usize, usize>,
+    kept: Vec<Cell>,
+}
+
+impl fmt::Debug for Unifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unifier")
+            .field("cells", &self.parent.len())
+            .finish()
+    }
+}
+
+impl Unifier {
+    /// Whether `a` and `b` are equal: a short plain walk, then fingerprints,
+    /// then unification, remembered for later calls.
+    pub fn eq(&mut self, a: &Noun, b: &Noun) -> bool {
+        match (a, b) {
+            (Noun::Atom(x), Noun::Atom(y)) => x == y,
+            (Noun::Cell(x), Noun::Cell(y)) => {
+                if x.ptr_eq(y) {
+                    return true;
+                }
+                match walk_eq(a, b, WALK_STEPS) {
+                    Some(answer) => answer,
+                    None => a.fingerprint() == b.fingerprint() && self.unify(a, b, true),
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// Cells remembered.
+    pub fn len(&self) -> usize {
+        self.parent.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.parent.is_empty()
+    }
+
+    fn find(&mut self, mut x: usize) -> usize {
+        // Path halving.
+        loop {
+            let Some(&p) = self.parent.get(&x) else {
+                return x;
+            };
+            if p == x {
+                return x;
+            }
+            let Some(&g) = self.parent.get(&p) else {
+                return p;
+            };
+            self.parent.insert(x, g);
+            x = g;
+        }
+    }
+
+    fn note(&mut self, c: &Cell, keep: bool) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.parent.entry(c.addr()) {
+            e.insert(c.addr());
+            if keep {
+                self.kept.push(c.clone());
+            }
+        }
+    }
+
+    /// The walk; `keep` holds on to the cells (for a long-lived unifier).
+    fn unify(&mut self, this: &Noun, other: &Noun, keep: bool) -> bool {
+        let mut stack: Vec<(&Noun, &Noun)> = vec![(this, other)];
+        while let Some((a, b)) = stack.pop() {
+            match (a, b) {
+                (Noun::Atom(x), Noun::Atom(y)) => {
+                    if x != y {
+                        return self.failed();
+                    }
+                }
+                (Noun::Cell(x), Noun::Cell(y)) => {
+                    if x.ptr_eq(y) {
+                        continue;
+                    }
+                    if cached_differ(x, y) {
+                        return self.failed();
+                    }
+                    self.note(x, keep);
+                    self.note(y, keep);
+                    let (rx, ry) = (self.find(x.addr()), self.find(y.addr()));
+                    if rx == ry {
+                        continue;
+                    }
+                    self.parent.insert(rx, ry);
+                    stack.push((x.tail(), y.tail()));
+                    stack.push((x.head(), y.head()));
+                }
+                _ => return self.failed(),
+            }
+        }
+        true
+    }
+
+    fn failed(&mut self) -> bool {
+        self.parent.clear();
+        self.kept.clear();
+        false
+    }
+}
+
+/// A hash map keyed by addresses and small numbers, which need no
+/// protection against chosen collisions (they are not chosen by inputs).
+pub(crate) type FastMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<WordHasher>>;
+
+/// Multiply-and-rotate hashing of machine words (an FxHash-like mixer).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -577,6 +738,47 @@ pub(crate) mod tests {
         assert_eq!(x, y);
         let z = Noun::cell(Noun::ZERO, y.clone());
         assert_ne!(Noun::cell(Noun::ONE, x), z);
+    }
+
+    /// `levels` levels of `width` cells each, all equal in value (a
+    /// doubling tree), with cell `i` of a level pointing at cells `i` and
+    /// `i + step` of the level below: two such nouns with different steps
+    /// share nothing and pair up almost every cell of one with every cell
+    /// of the other.
+    fn braided(levels: usize, width: usize, step: usize) -> Noun {
+        let mut level: Vec<Noun> = (0..width)
+            .map(|_| Noun::cell(Noun::ONE, Noun::ONE))
+            .collect();
+        for _ in 0..levels {
+            level = (0..width)
+                .map(|i| Noun::cell(level[i].clone(), level[(i + step) % width].clone()))
+                .collect();
+        }
+        level[0].clone()
+    }
+
+    #[test]
+    fn equality_is_near_linear_whatever_the_sharing() {
+        // 40,000 cells each; the old pair-remembering walk took tens of
+        // seconds and most of a gigabyte here.
+        let (x, y) = (braided(200, 200, 1), braided(200, 200, 7));
+        let start = std::time::Instant::now();
+        assert_eq!(x, y);
+        let z = Noun::cell(Noun::ZERO, braided(199, 200, 3));
+        assert_ne!(
+            Noun::cell(Noun::ZERO, Noun::cell(x.clone(), Noun::ONE)),
+            Noun::cell(Noun::ZERO, Noun::cell(z, Noun::ONE))
+        );
+        let mut unifier = Unifier::default();
+        for _ in 0..1000 {
+            assert!(unifier.eq(&x, &y));
+        }
+        assert!(unifier.len() <= 80_002, "{}", unifier.len());
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

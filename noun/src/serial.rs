@@ -42,7 +42,7 @@ pub enum CueError {
         at: u64,
     },
     /// A back-reference at `at` names a position where no earlier noun starts.
-    #[error("back-reference at bit {at} names bit {target}, where no earlier noun starts")]
+    #[error("back-reference at bit {at} names bit {}, where no earlier noun starts", target.short())]
     BadBackReference {
         /// Bit position of the back-reference.
         at: u64,
@@ -585,6 +585,12 @@ mod tests {
                 target: Atom::new(3)
             })
         );
+        // A message never quotes a huge target in full.
+        let huge_target = CueError::BadBackReference {
+            at: 4,
+            target: Atom::from_biguint(num_bigint::BigUint::from(1u8) << 400_000u32),
+        };
+        assert!(huge_target.to_string().len() < 200, "{huge_target}");
         // An enormous claimed length in a short input.
         let mut huge = vec![0u8; 9];
         huge.push(0x01);

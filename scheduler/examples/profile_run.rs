@@ -19,6 +19,7 @@ fn go<S: Backend>(w: &Workload<S>, threads: usize, serial: bool, adaptive: bool)
             fuel: w.fuel,
             window: 0,
             adaptive,
+            ..Config::default()
         };
         let p = Processor::new(w.regions.clone(), w.kernel.clone(), config).unwrap();
         let run = p.run(w.state.clone(), w.events());

@@ -1,8 +1,10 @@
 //! The `spectree` command-line tool.
 //!
-//! Exit status: 0 success; 1 a Nock crash; 2 unusable input (a parse error
-//! naming the position, or bad arguments); 3 out of fuel; 4 speculative results differ from serial (`run`, `bench`);
-//! 5 a regression beyond the threshold (`compare --fail-above`).
+//! Exit status: 0 success; 1 a Nock crash, or a failure of the log or the
+//! system; 2 unusable input (a parse error naming the position, or bad
+//! arguments); 3 out of fuel or memory budget; 4 speculative results differ
+//! from serial (`run`, `bench`); 5 a regression beyond the threshold
+//! (`compare --fail-above`).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -16,7 +18,7 @@ use spectree_stm::{execute_nock, EventError, NounState, RegionMap};
 pub const EXIT_CRASH: i32 = 1;
 /// Exit status for unusable input.
 pub const EXIT_USAGE: i32 = 2;
-/// Exit status for a computation that ran out of fuel.
+/// Exit status for a computation that ran out of fuel or memory budget.
 pub const EXIT_FUEL: i32 = 3;
 
 #[derive(Parser, Debug)]
@@ -44,9 +46,12 @@ enum Command {
         subject: String,
         /// The formula, in noun syntax (e.g. '[0 3]').
         formula: String,
-        /// Maximum number of formula evaluations.
+        /// Maximum number of formula evaluations (plus size charges).
         #[arg(long, default_value_t = 100_000_000)]
         fuel: u64,
+        /// Memory budget in bytes (cells built, big atoms, the stack).
+        #[arg(long, default_value_t = spectree_noun::nock::DEFAULT_MEMORY)]
+        memory: u64,
     },
     /// Run one Nock event against a state and print what it read and wrote.
     Trace {
@@ -63,9 +68,12 @@ enum Command {
         /// Regions: `depth:D` (every subtree at depth D) or `axes:A,B,...`.
         #[arg(long, default_value = "depth:2")]
         regions: String,
-        /// Maximum number of formula evaluations.
+        /// Maximum number of formula evaluations (plus size charges).
         #[arg(long, default_value_t = 100_000_000)]
         fuel: u64,
+        /// Memory budget in bytes (cells built, big atoms, the stack).
+        #[arg(long, default_value_t = spectree_noun::nock::DEFAULT_MEMORY)]
+        memory: u64,
     },
     /// Run the main job: a workload serially and speculatively, compare
     /// the results and report the speedup (the default command).
@@ -196,7 +204,8 @@ pub fn main_with(
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
-            let text = e.render().ansi().to_string();
+            // Plain text: the stream may not be a terminal.
+            let text = e.render().to_string();
             let _ = if code == 0 {
                 write!(out, "{text}")
             } else {
@@ -272,6 +281,12 @@ fn nock_failure(e: &NockError, context: &str) -> Failure {
             code: EXIT_FUEL,
             message: format!("out of fuel after {spent} steps (raise --fuel)"),
         },
+        NockError::OutOfMemory { budget } => Failure {
+            code: EXIT_FUEL,
+            message: format!(
+                "out of memory: the computation would hold more than {budget} bytes (raise --memory)"
+            ),
+        },
         _ => Failure {
             code: EXIT_CRASH,
             message: format!("{context} {e}"),
@@ -327,10 +342,11 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             subject,
             formula,
             fuel,
+            memory,
         } => {
             let s = noun_arg("SUBJECT", &subject)?;
             let f = noun_arg("FORMULA", &formula)?;
-            match nock(s, &f, &Limits::fuel(fuel)) {
+            match nock(s, &f, &Limits::fuel(fuel).with_memory(memory)) {
                 Ok(product) => writeln!(out, "{}", text_of("product", &product)?).map_err(io),
                 Err(e) => Err(nock_failure(&e, "nock")),
             }
@@ -341,6 +357,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             event,
             regions,
             fuel,
+            memory,
         } => {
             let state = noun_arg("--state", &state)?;
             let kernel = noun_arg("--kernel", &kernel)?;
@@ -351,34 +368,58 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
                 &event,
                 &NounState(state),
                 &regions,
-                &Limits::fuel(fuel),
+                &Limits::fuel(fuel).with_memory(memory),
             );
-            let axes = |v: &[Axis]| {
-                v.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            let bits = |b: &bitvec::vec::BitVec| {
-                b.iter_ones()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
+            // Streamed: a deep walk's axes can be far larger as text than
+            // in memory.
+            let mut out = std::io::BufWriter::new(out);
+            let line =
+                |out: &mut dyn Write, name: &str, items: &mut dyn Iterator<Item = String>| {
+                    write!(out, "{name}: ")?;
+                    let mut sep = "";
+                    for item in items {
+                        write!(out, "{sep}{item}")?;
+                        sep = " ";
+                    }
+                    writeln!(out)
+                };
             let a = &run.access;
-            let mut text = match &run.outcome {
-                Ok(effects) => format!("product: {}\n", text_of("product", effects)?),
-                Err(e) => format!("error: {e}\n"),
-            };
-            text.push_str(&format!(
-                "reads: {}\nshapes: {}\nwrites: {}\nregions-read: {}\nregions-written: {}\n",
-                axes(a.reads()),
-                axes(a.shapes()),
-                axes(a.writes()),
-                bits(a.read_regions()),
-                bits(a.write_regions()),
-            ));
-            write!(out, "{text}").map_err(io)?;
+            match &run.outcome {
+                Ok(effects) => writeln!(out, "product: {}", text_of("product", effects)?),
+                Err(e) => writeln!(out, "error: {e}"),
+            }
+            .map_err(io)?;
+            line(
+                &mut out,
+                "reads",
+                &mut a.reads().iter().map(ToString::to_string),
+            )
+            .map_err(io)?;
+            line(
+                &mut out,
+                "shapes",
+                &mut a.shapes().iter().map(ToString::to_string),
+            )
+            .map_err(io)?;
+            line(
+                &mut out,
+                "writes",
+                &mut a.writes().iter().map(ToString::to_string),
+            )
+            .map_err(io)?;
+            line(
+                &mut out,
+                "regions-read",
+                &mut a.read_regions().iter_ones().map(|i| i.to_string()),
+            )
+            .map_err(io)?;
+            line(
+                &mut out,
+                "regions-written",
+                &mut a.write_regions().iter_ones().map(|i| i.to_string()),
+            )
+            .map_err(io)?;
+            out.flush().map_err(io)?;
             match run.outcome {
                 Ok(_) => Ok(()),
                 Err(EventError::Nock(e)) => Err(nock_failure(&e, "event failed: nock")),
@@ -403,7 +444,30 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
 /// Exit status when `compare --fail-above` finds a regression.
 pub const EXIT_REGRESSED: i32 = 5;
 
+/// Open `path` for writing now, so that an unusable path fails before a
+/// long run instead of after it.
+fn output_file(path: &std::path::Path) -> Result<std::fs::File, Failure> {
+    std::fs::File::create(path).map_err(|e| Failure {
+        code: EXIT_USAGE,
+        message: format!("cannot write {}: {e}", path.display()),
+    })
+}
+
+fn write_json(
+    mut file: std::fs::File,
+    path: &std::path::Path,
+    value: &impl serde::Serialize,
+) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).expect("a report serializes");
+    file.write_all((text + "\n").as_bytes())
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot write {}: {e}", path.display()),
+        })
+}
+
 fn bench_command(quick: bool, path: &std::path::Path, out: &mut dyn Write) -> Result<(), Failure> {
+    let file = output_file(path)?;
     let report = crate::report::bench(quick, &mut |name| {
         use std::io::IsTerminal;
         if std::io::stderr().is_terminal() {
@@ -411,11 +475,7 @@ fn bench_command(quick: bool, path: &std::path::Path, out: &mut dyn Write) -> Re
         }
     })
     .map_err(usage)?;
-    let text = serde_json::to_string_pretty(&report).expect("a report serializes");
-    std::fs::write(path, text + "\n").map_err(|e| Failure {
-        code: 1,
-        message: format!("cannot write {}: {e}", path.display()),
-    })?;
+    write_json(file, path, &report)?;
     writeln!(
         out,
         "{} cases, {} cores, capacity {:.2}x (2 threads) / {:.2}x ({} threads); report in {}",
@@ -491,37 +551,42 @@ fn replay_command(
     threads: Option<usize>,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    use crate::durable::EventLog;
-    use crate::workload::{AnyWorkload, Params};
+    use crate::durable::{EventLog, LogError};
+    use crate::workload::AnyWorkload;
     let fail = |message: String| Failure { code: 1, message };
-    if !dir.join("events.redb").exists() {
-        return Err(usage(format!("{} holds no event log", dir.display())));
-    }
-    let log = EventLog::open(dir).map_err(|e| fail(e.to_string()))?;
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    crate::Config::threads(threads)
+        .check()
+        .map_err(|e| usage(e.to_string()))?;
+    let log = EventLog::open_read_only(dir).map_err(|e| match e {
+        LogError::Missing { .. } => usage(e.to_string()),
+        e => fail(e.to_string()),
+    })?;
     if log.recovered() {
         writeln!(
             out,
-            "warning: the log was not closed cleanly; an unacknowledged tail was discarded"
+            "warning: the log was not closed cleanly (its writer stopped abruptly); anything it had not acknowledged is not in it"
         )
         .map_err(io)?;
     }
-    let name = log.meta("workload").map_err(|e| fail(e.to_string()))?;
-    let params = log.meta("params").map_err(|e| fail(e.to_string()))?;
-    let (Some(name), Some(params)) = (name, params) else {
-        return Err(fail(format!(
-            "{}: the log does not say which workload wrote it",
-            dir.display()
-        )));
+    let workload = match AnyWorkload::from_identity(log.identity()) {
+        Some(Ok(w)) => w,
+        Some(Err(e)) => {
+            return Err(fail(format!(
+                "{}: the log's workload cannot be rebuilt: {e}",
+                log.path().display()
+            )))
+        }
+        None => {
+            return Err(fail(format!(
+                "{}: the log was written by {:?}, not by a built-in workload",
+                log.path().display(),
+                log.identity()
+            )))
+        }
     };
-    let params: Params = serde_json::from_str(&params).map_err(|e| {
-        fail(format!(
-            "{}: unreadable workload parameters: {e}",
-            dir.display()
-        ))
-    })?;
-    let workload = AnyWorkload::build(&name, params).map_err(|e| fail(e.to_string()))?;
-    let threads =
-        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let name = workload.name();
     let config = crate::Config::threads(threads);
     macro_rules! go {
         ($w:expr) => {{
@@ -531,7 +596,7 @@ fn replay_command(
                 ..config
             };
             let p = crate::Processor::new(w.regions.clone(), w.kernel.clone(), config)
-                .map_err(|e| usage(e.to_string()))?;
+                .map_err(|e| fail(e.to_string()))?;
             let r = crate::logged::replay(&p, &log, |n| w.decode(n))
                 .map_err(|e| fail(e.to_string()))?;
             (
@@ -586,6 +651,10 @@ fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    crate::Config::threads(threads)
+        .check()
+        .map_err(|e| usage(e.to_string()))?;
+    let json = args.json.as_deref().map(output_file).transpose()?;
     let options = RunOptions {
         threads,
         window: args.window,
@@ -602,14 +671,21 @@ fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
         ack_every: args.ack_every,
         skip_serial: args.skip_serial,
     };
-    let report = run(&workload, &options).map_err(usage)?;
+    let report = run(&workload, &options).map_err(|e| {
+        use crate::durable::LogError;
+        use crate::run::RunError;
+        let code = match &e {
+            RunError::Config(_) | RunError::Log(LogError::Exists { .. }) => EXIT_USAGE,
+            _ => 1,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    })?;
     write!(out, "{}", summary(&report)).map_err(io)?;
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report).expect("a report serializes");
-        std::fs::write(path, text + "\n").map_err(|e| Failure {
-            code: 1,
-            message: format!("cannot write {}: {e}", path.display()),
-        })?;
+    if let (Some(file), Some(path)) = (json, &args.json) {
+        write_json(file, path, &report)?;
     }
     if report.identical {
         Ok(())

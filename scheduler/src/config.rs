@@ -7,8 +7,11 @@ use thiserror::Error;
 pub struct Config {
     /// Threads working on events, the calling thread included (at least 1).
     pub threads: usize,
-    /// Fuel per Nock event (formula evaluations).
+    /// Fuel per Nock event (formula evaluations, plus size charges).
     pub fuel: u64,
+    /// Memory budget per Nock event, in bytes (see
+    /// [`Limits`](spectree_noun::nock::Limits)).
+    pub memory: u64,
     /// Most events in flight at once beyond the last committed one: the
     /// speculation window and the bound on buffered outputs. `0` picks
     /// `4 * threads`, at least 8; values below 2 mean 2.
@@ -20,11 +23,13 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// All available cores, fuel 10^8, automatic window, adaptive.
+    /// All available cores, fuel 10^8, memory 1 GiB per Nock event,
+    /// automatic window, adaptive.
     fn default() -> Self {
         Config {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             fuel: 100_000_000,
+            memory: spectree_noun::nock::DEFAULT_MEMORY,
             window: 0,
             adaptive: true,
         }
@@ -54,7 +59,11 @@ impl Config {
         }
     }
 
-    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+    /// Check the configuration without building anything.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for out-of-range threads or window.
+    pub fn check(&self) -> Result<(), ConfigError> {
         if !(1..=1024).contains(&self.threads) {
             return Err(ConfigError::Threads(self.threads));
         }

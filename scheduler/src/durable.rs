@@ -1,5 +1,5 @@
 //! The durable event log: events (jammed), numbered in log order, and
-//! snapshots of the state, in a redb database.
+//! snapshots of the state, in a redb database (`DIR/events.redb`).
 //!
 //! Invariants:
 //! - **Nothing acknowledged is lost.** [`EventLog::append`] returns only
@@ -7,78 +7,215 @@
 //!   fsync); callers release outcomes only for appended events. A batch is
 //!   one transaction, so a crash keeps all of it or none of it (group
 //!   commit: one sync per batch).
-//! - **Nothing is silently skipped.** Every record carries a 64-bit
-//!   checksum of its bytes; a mismatch, a gap in the numbering or a record
-//!   that does not decode is [`LogError::Corrupt`] naming the table and
-//!   the event number. A damaged snapshot is reported and the next older
-//!   one used (the log still holds every event after it).
-//! - An unclean shutdown is repaired by redb on open (an interrupted
-//!   transaction is discarded); [`EventLog::recovered`] says so, so the
-//!   caller can warn.
+//! - **A log is whole from its first instant.** [`EventLog::create`] builds
+//!   the file under a temporary name (its header and its initial snapshot,
+//!   synced) and renames it into place: a crash leaves either no log or a
+//!   valid empty one.
+//! - **Nothing is written before every refusal.** Creating refuses an
+//!   existing log, and opening checks the format, the header's digest and
+//!   the numbering, before anything is written; a reader
+//!   ([`EventLog::open_read_only`]) never writes the file at all: redb's
+//!   own bookkeeping goes to memory.
+//! - **Nothing is silently skipped or misread.** The header records the
+//!   format version and the writer's identity (the workload or kernel),
+//!   sealed by a digest; every record carries a checksum of that digest,
+//!   its number and its bytes. A damaged record, a gap in the numbering,
+//!   a record that does not decode, or a header that does not match the
+//!   records is an error naming the file, the table and the record. A
+//!   damaged snapshot is reported and the next older one used (the log
+//!   still holds every event after it).
+//! - **One writer.** Writers hold an exclusive lock on `DIR/LOCK`, readers
+//!   a shared one; a second writer, or a reader beside a writer, is refused.
+//! - **The store's panics are errors.** redb asserts on some damaged files;
+//!   every store call (and dropping the store) is contained, silently, and
+//!   reported as [`LogError::Damaged`].
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use spectree_noun::{cue_bytes, jam_bytes, Noun};
+use redb::{Database, ReadableTable, ReadableTableMetadata, StorageBackend, TableDefinition};
+use spectree_noun::{cue_bytes, jam_bytes, CueError, Noun};
+use spectree_stm::contain::contain;
 use thiserror::Error;
+
+/// The on-disk format this version writes and reads.
+///
+/// - 1: no version, no identity or digest (written before the format was
+///   versioned); refused with [`LogError::OlderFormat`].
+/// - 2: a header (format, identity, digest) and records sealed with it.
+pub const FORMAT: u64 = 2;
+
+/// The file inside a log's directory.
+pub const FILE: &str = "events.redb";
+const LOCK: &str = "LOCK";
+const CREATING: &str = "events.redb.creating";
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
+/// What is wrong with one record.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// The record's checksum does not match its bytes, its number or the
+    /// log's header.
+    #[error("checksum mismatch (damaged, or not written under this log's header)")]
+    Checksum,
+    /// Shorter than its checksum.
+    #[error("{len} bytes, shorter than its checksum")]
+    Short {
+        /// Its length.
+        len: usize,
+    },
+    /// The bytes are not a jammed noun.
+    #[error("does not decode: {0}")]
+    Undecodable(CueError),
+    /// No record where one must be.
+    #[error("missing")]
+    Missing,
+    /// The numbering has a gap.
+    #[error("{count} events but the last is numbered {last}")]
+    Gap {
+        /// Events in the table.
+        count: u64,
+        /// The last event's number.
+        last: u64,
+    },
+    /// A snapshot record is not `[mug state]`.
+    #[error("not a [mug state] cell")]
+    NotASnapshot,
+    /// A snapshot's mug does not match its state.
+    #[error("its mug does not match its state")]
+    MugMismatch,
+    /// The header lacks an entry.
+    #[error("the header has no {0:?} entry")]
+    NoEntry(&'static str),
+    /// The header's digest does not cover its entries.
+    #[error("the header's digest does not match its entries")]
+    Digest,
+    /// The header's format entry is not a number.
+    #[error("the format entry {0:?} is not a number")]
+    Format(String),
+}
+
 /// Why the log cannot be used.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum LogError {
-    /// The store failed (I/O, or not a spectree log at all).
-    #[error("event log {path}: {why}")]
+    /// A file operation failed.
+    #[error("event log {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store failed (or the file is not a redb database).
+    #[error("event log {path}: the store failed: {source}")]
     Store {
         /// The log's file.
-        path: String,
+        path: PathBuf,
         /// What the store reported.
-        why: String,
+        #[source]
+        source: Box<redb::Error>,
     },
-    /// A record is damaged.
+    /// The store failed on a damaged file (it panicked; contained).
+    #[error("event log {path}: the file is damaged (the store failed: {message})")]
+    Damaged {
+        /// The log's file.
+        path: PathBuf,
+        /// The store's message.
+        message: String,
+    },
+    /// No log there.
+    #[error("{path} holds no event log")]
+    Missing {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A log is there already.
+    #[error("{path} already holds an event log; replay it, or choose another directory")]
+    Exists {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Another process has the log open for writing (or, for a writer,
+    /// open at all).
+    #[error("event log {path} is in use by another process")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The log was written by an older format.
+    #[error("event log {path} was written by an older format ({found}); this version reads format {FORMAT}")]
+    OlderFormat {
+        /// The log's file.
+        path: PathBuf,
+        /// Its format.
+        found: u64,
+    },
+    /// The log was written by a newer format.
+    #[error("event log {path} was written by a newer format ({found}); this version reads format {FORMAT}")]
+    NewerFormat {
+        /// The log's file.
+        path: PathBuf,
+        /// Its format.
+        found: u64,
+    },
+    /// A record (or the header) is damaged.
     #[error("event log {path}: {table} record {index} is corrupt: {why}")]
     Corrupt {
         /// The log's file.
-        path: String,
-        /// "events" or "snapshots".
+        path: PathBuf,
+        /// `events`, `snapshots` or `meta`.
         table: &'static str,
-        /// The event number (for snapshots: the events it includes).
+        /// The event number (for snapshots: the events it includes; 0 for
+        /// the header).
         index: u64,
         /// What is wrong.
-        why: String,
+        why: Corruption,
     },
 }
 
-/// FNV-1a, 64 bits, over a record's key and bytes: detects flipped bits,
-/// truncation, and a record found under the wrong key.
-fn checksum(key: u64, bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bits, over a record's log key, number and bytes: detects
+/// flipped bits, truncation, a record found under the wrong number, and a
+/// record that was not written under this log's header.
+fn checksum(key: u64, index: u64, bytes: &[u8]) -> u64 {
     key.to_le_bytes()
         .iter()
+        .chain(&index.to_le_bytes())
         .chain(bytes)
         .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         })
 }
 
-fn seal(key: u64, payload: &[u8]) -> Vec<u8> {
+/// The key of a log: a digest of its header entries.
+fn log_key(format: u64, identity: &str) -> u64 {
+    checksum(0x5eed, format, identity.as_bytes())
+}
+
+fn seal(key: u64, index: u64, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(payload.len() + 8);
-    v.extend_from_slice(&checksum(key, payload).to_le_bytes());
+    v.extend_from_slice(&checksum(key, index, payload).to_le_bytes());
     v.extend_from_slice(payload);
     v
 }
 
-fn unseal(key: u64, record: &[u8]) -> Result<&[u8], String> {
+fn unseal(key: u64, index: u64, record: &[u8]) -> Result<&[u8], Corruption> {
     if record.len() < 8 {
-        return Err(format!("{} bytes, shorter than its checksum", record.len()));
+        return Err(Corruption::Short { len: record.len() });
     }
     let (sum, payload) = record.split_at(8);
     let want = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
-    if checksum(key, payload) != want {
-        return Err("checksum mismatch".into());
+    if checksum(key, index, payload) != want {
+        return Err(Corruption::Checksum);
     }
     Ok(payload)
 }
@@ -87,100 +224,310 @@ fn unseal(key: u64, record: &[u8]) -> Result<&[u8], String> {
 /// damaged ones skipped on the way, newest first.
 pub type SnapshotFound = (Option<(u64, Noun)>, Vec<LogError>);
 
-/// Run `f`, turning a panic inside the store (it asserts on some damaged
-/// files) into [`LogError::Store`].
-fn contained<T>(path: &str, f: impl FnOnce() -> Result<T, LogError>) -> Result<T, LogError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let why = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".into());
-        Err(LogError::Store {
-            path: path.to_string(),
-            why: format!("the file is damaged (the store failed: {why})"),
-        })
-    })
+/// The store, dropped inside [`contain`]: redb can panic while closing a
+/// damaged file.
+struct Store(Option<Database>);
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            let _ = contain(move || drop(db));
+        }
+    }
+}
+
+/// A lock on `DIR/LOCK`, held as long as the log is open.
+#[derive(Debug)]
+struct DirLock(#[allow(dead_code)] Option<File>);
+
+fn lock_dir(dir: &Path, exclusive: bool) -> Result<DirLock, LogError> {
+    let path = dir.join(LOCK);
+    let file = if exclusive {
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+    } else {
+        match File::open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirLock(None)),
+            other => other,
+        }
+    };
+    let file = file.map_err(|source| LogError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let locked = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match locked {
+        Ok(()) => Ok(DirLock(Some(file))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Locked { path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(LogError::Io { path, source }),
+    }
 }
 
 /// A durable, numbered log of events with snapshots. Shareable between
 /// threads: appends and snapshot writes are serialised by the store.
 pub struct EventLog {
-    db: Database,
-    path: String,
+    db: Store,
+    path: PathBuf,
+    key: u64,
+    identity: String,
     len: AtomicU64,
     recovered: bool,
+    read_only: bool,
+    _lock: DirLock,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("path", &self.path)
+            .field("identity", &self.identity)
+            .field("len", &self.len())
+            .field("read_only", &self.read_only)
+            .finish()
+    }
+}
+
+/// Run `f`, turning a panic inside the store into [`LogError::Damaged`].
+fn contained<T>(path: &Path, f: impl FnOnce() -> Result<T, LogError>) -> Result<T, LogError> {
+    contain(f).unwrap_or_else(|message| {
+        Err(LogError::Damaged {
+            path: path.to_path_buf(),
+            message,
+        })
+    })
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn store_error(path: &Path) -> impl Fn(redb::Error) -> LogError + '_ {
+    move |e| LogError::Store {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    }
 }
 
 impl EventLog {
-    /// Open the log in directory `dir`, creating both if missing, and check
-    /// that its events are numbered without gaps.
+    /// Create a log in `dir` (made if missing) for the writer `identity`
+    /// (the workload or kernel; checked by whoever opens it), whose state
+    /// starts as `initial`. Atomic: a crash leaves no log or this one.
     ///
     /// # Errors
-    /// [`LogError::Store`] if the file cannot be opened or is not a redb
-    /// database; [`LogError::Corrupt`] if the numbering has a gap.
-    pub fn open(dir: &Path) -> Result<EventLog, LogError> {
-        // The store asserts on some damaged files instead of returning an
-        // error; a damaged file is bad input, so that is an error too.
-        let shown = dir.join("events.redb").display().to_string();
-        contained(&shown, || Self::open_inner(dir))
-    }
-
-    fn open_inner(dir: &Path) -> Result<EventLog, LogError> {
-        let path = dir.join("events.redb");
-        let shown = path.display().to_string();
-        let store = |why: String| LogError::Store {
-            path: shown.clone(),
-            why,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| store(e.to_string()))?;
-        let repaired = Arc::new(AtomicBool::new(false));
-        let flag = repaired.clone();
-        let db = Database::builder()
-            .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
-            .create(&path)
-            .map_err(|e| store(e.to_string()))?;
-        let txn = db.begin_write().map_err(|e| store(e.to_string()))?;
-        let len = {
-            let events = txn.open_table(EVENTS).map_err(|e| store(e.to_string()))?;
-            txn.open_table(SNAPSHOTS)
-                .map_err(|e| store(e.to_string()))?;
-            txn.open_table(META).map_err(|e| store(e.to_string()))?;
-            let count = events.len().map_err(|e| store(e.to_string()))?;
-            let last = events
-                .last()
-                .map_err(|e| store(e.to_string()))?
-                .map(|(k, _)| k.value());
-            match last {
-                None => 0,
-                Some(l) if l.checked_add(1) == Some(count) => count,
-                Some(l) => {
-                    return Err(LogError::Corrupt {
-                        path: shown,
-                        table: "events",
-                        index: l,
-                        why: format!("{count} events but the last is numbered {l}"),
-                    })
-                }
-            }
-        };
-        txn.commit().map_err(|e| store(e.to_string()))?;
-        Ok(EventLog {
-            db,
-            path: shown,
-            len: AtomicU64::new(len),
-            recovered: repaired.load(Ordering::Relaxed),
-        })
-    }
-
-    fn store(&self, e: impl std::fmt::Display) -> LogError {
-        LogError::Store {
-            path: self.path.clone(),
-            why: e.to_string(),
+    /// [`LogError::Exists`] if `dir` holds a log (nothing is written);
+    /// [`LogError::Locked`] if another process holds it; I/O and store
+    /// errors otherwise.
+    pub fn create(dir: &Path, identity: &str, initial: &Noun) -> Result<EventLog, LogError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock = lock_dir(dir, true)?;
+        let file = dir.join(FILE);
+        if file.exists() {
+            return Err(LogError::Exists {
+                path: dir.to_path_buf(),
+            });
         }
+        let tmp = dir.join(CREATING);
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
+            _ => {}
+        }
+        let key = log_key(FORMAT, identity);
+        let snapshot = seal(key, 0, &jam_bytes(&snapshot_record(initial)));
+        contained(&tmp, || {
+            let err = store_error(&tmp);
+            let db = Store(Some(
+                Database::builder()
+                    .create(&tmp)
+                    .map_err(|e| err(e.into()))?,
+            ));
+            let txn = db.get().begin_write().map_err(|e| err(e.into()))?;
+            {
+                let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+                let format = FORMAT.to_string();
+                let digest = format!("{key:016x}");
+                for (k, v) in [
+                    ("format", format.as_str()),
+                    ("identity", identity),
+                    ("digest", digest.as_str()),
+                ] {
+                    meta.insert(k, v).map_err(|e| err(e.into()))?;
+                }
+                txn.open_table(EVENTS).map_err(|e| err(e.into()))?;
+                let mut snaps = txn.open_table(SNAPSHOTS).map_err(|e| err(e.into()))?;
+                snaps
+                    .insert(0, snapshot.as_slice())
+                    .map_err(|e| err(e.into()))?;
+            }
+            txn.commit().map_err(|e| err(e.into()))?;
+            Ok(())
+        })?;
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &file).map_err(io(&file))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+        Self::open_locked(dir, lock, false)
     }
 
-    fn corrupt(&self, table: &'static str, index: u64, why: String) -> LogError {
+    /// Open the log in `dir` for appending.
+    ///
+    /// # Errors
+    /// [`LogError::Missing`] if there is none; [`LogError::Locked`] if
+    /// another process has it open; [`LogError::OlderFormat`] or
+    /// [`LogError::NewerFormat`]; [`LogError::Corrupt`] if the header or
+    /// the numbering is damaged; store errors otherwise.
+    pub fn open(dir: &Path) -> Result<EventLog, LogError> {
+        if !dir.join(FILE).exists() {
+            return Err(LogError::Missing {
+                path: dir.to_path_buf(),
+            });
+        }
+        let lock = lock_dir(dir, true)?;
+        Self::open_locked(dir, lock, false)
+    }
+
+    /// Open the log in `dir` for reading only: nothing is written to the
+    /// file (redb's bookkeeping, and the repair of an unclean shutdown,
+    /// happen in memory). Appends and snapshot writes are refused.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_read_only(dir: &Path) -> Result<EventLog, LogError> {
+        if !dir.join(FILE).exists() {
+            return Err(LogError::Missing {
+                path: dir.to_path_buf(),
+            });
+        }
+        let lock = lock_dir(dir, false)?;
+        Self::open_locked(dir, lock, true)
+    }
+
+    fn open_locked(dir: &Path, lock: DirLock, read_only: bool) -> Result<EventLog, LogError> {
+        let path = dir.join(FILE);
+        let (db, recovered) = contained(&path, || {
+            let err = store_error(&path);
+            let repaired = Arc::new(AtomicBool::new(false));
+            let flag = repaired.clone();
+            let mut builder = Database::builder();
+            builder.set_repair_callback(move |_| flag.store(true, Ordering::Relaxed));
+            let db = if read_only {
+                let backend = ReadOnlyFile::open(&path).map_err(io(&path))?;
+                builder.create_with_backend(backend)
+            } else {
+                builder.open(&path)
+            }
+            .map_err(|e| err(e.into()))?;
+            Ok((Store(Some(db)), repaired.load(Ordering::Relaxed)))
+        })?;
+        let mut log = EventLog {
+            db,
+            path,
+            key: 0,
+            identity: String::new(),
+            len: AtomicU64::new(0),
+            recovered,
+            read_only,
+            _lock: lock,
+        };
+        let path = log.path.clone();
+        contained(&path, || log.check())?;
+        Ok(log)
+    }
+
+    /// Check the header and the numbering, and that the first event (if
+    /// any) belongs under this header.
+    fn check(&mut self) -> Result<(), LogError> {
+        let txn = self.db.get().begin_read().map_err(|e| self.store(e))?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Err(self.corrupt("meta", 0, Corruption::NoEntry("format")))
+            }
+            Err(e) => return Err(self.store(e)),
+        };
+        let entry = |k: &str| -> Result<Option<String>, LogError> {
+            Ok(meta
+                .get(k)
+                .map_err(|e| self.store(e))?
+                .map(|v| v.value().to_string()))
+        };
+        let Some(format) = entry("format")? else {
+            // Format 1 logs named their workload and had no version.
+            if entry("workload")?.is_some() {
+                return Err(LogError::OlderFormat {
+                    path: self.path.clone(),
+                    found: 1,
+                });
+            }
+            return Err(self.corrupt("meta", 0, Corruption::NoEntry("format")));
+        };
+        let format: u64 = format
+            .parse()
+            .map_err(|_| self.corrupt("meta", 0, Corruption::Format(format.clone())))?;
+        match format.cmp(&FORMAT) {
+            std::cmp::Ordering::Less => {
+                return Err(LogError::OlderFormat {
+                    path: self.path.clone(),
+                    found: format,
+                })
+            }
+            std::cmp::Ordering::Greater => {
+                return Err(LogError::NewerFormat {
+                    path: self.path.clone(),
+                    found: format,
+                })
+            }
+            std::cmp::Ordering::Equal => {}
+        }
+        let identity = entry("identity")?
+            .ok_or_else(|| self.corrupt("meta", 0, Corruption::NoEntry("identity")))?;
+        let digest = entry("digest")?
+            .ok_or_else(|| self.corrupt("meta", 0, Corruption::NoEntry("digest")))?;
+        let key = log_key(format, &identity);
+        if digest != format!("{key:016x}") {
+            return Err(self.corrupt("meta", 0, Corruption::Digest));
+        }
+        self.key = key;
+        self.identity = identity;
+        let events = txn.open_table(EVENTS).map_err(|e| self.store(e))?;
+        let count = events.len().map_err(|e| self.store(e))?;
+        let last = events
+            .last()
+            .map_err(|e| self.store(e))?
+            .map(|(k, _)| k.value());
+        let len = match last {
+            None => 0,
+            Some(l) if l.checked_add(1) == Some(count) => count,
+            Some(l) => return Err(self.corrupt("events", l, Corruption::Gap { count, last: l })),
+        };
+        if len > 0 {
+            let first = events
+                .get(0)
+                .map_err(|e| self.store(e))?
+                .ok_or_else(|| self.corrupt("events", 0, Corruption::Missing))?;
+            unseal(key, 0, first.value()).map_err(|why| self.corrupt("events", 0, why))?;
+        }
+        self.len.store(len, Ordering::Release);
+        Ok(())
+    }
+
+    fn store(&self, e: impl Into<redb::Error>) -> LogError {
+        store_error(&self.path)(e.into())
+    }
+
+    fn corrupt(&self, table: &'static str, index: u64, why: Corruption) -> LogError {
         LogError::Corrupt {
             path: self.path.clone(),
             table,
@@ -189,8 +536,32 @@ impl EventLog {
         }
     }
 
-    /// Whether opening had to repair an unclean shutdown (an interrupted,
-    /// never acknowledged append was discarded).
+    fn writable(&self) -> Result<(), LogError> {
+        if self.read_only {
+            return Err(LogError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the log was opened read-only",
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The log's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Who wrote the log (as given to [`create`](Self::create)).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Whether opening had to repair an unclean shutdown (the writer
+    /// stopped without closing; anything it had not acknowledged is not in
+    /// the log).
     pub fn recovered(&self) -> bool {
         self.recovered
     }
@@ -212,27 +583,33 @@ impl EventLog {
     /// [`LogError::Store`] if the write or its sync fails (nothing of the
     /// batch is then in the log).
     pub fn append(&self, events: &[Noun]) -> Result<u64, LogError> {
-        contained(&self.path, || self.append_inner(events))
+        let jammed: Vec<Vec<u8>> = events.iter().map(jam_bytes).collect();
+        self.append_jammed(&jammed)
     }
 
-    fn append_inner(&self, events: &[Noun]) -> Result<u64, LogError> {
-        let first = self.len();
-        let txn = self.db.begin_write().map_err(|e| self.store(e))?;
-        {
-            let mut table = txn.open_table(EVENTS).map_err(|e| self.store(e))?;
-            for (i, e) in events.iter().enumerate() {
-                table
-                    .insert(
-                        first + i as u64,
-                        seal(first + i as u64, &jam_bytes(e)).as_slice(),
-                    )
-                    .map_err(|e| self.store(e))?;
+    /// [`append`](Self::append) of events already jammed.
+    ///
+    /// # Errors
+    /// As [`append`](Self::append).
+    pub fn append_jammed(&self, events: &[Vec<u8>]) -> Result<u64, LogError> {
+        self.writable()?;
+        contained(&self.path, || {
+            let first = self.len();
+            let txn = self.db.get().begin_write().map_err(|e| self.store(e))?;
+            {
+                let mut table = txn.open_table(EVENTS).map_err(|e| self.store(e))?;
+                for (i, e) in events.iter().enumerate() {
+                    let n = first + i as u64;
+                    table
+                        .insert(n, seal(self.key, n, e).as_slice())
+                        .map_err(|e| self.store(e))?;
+                }
             }
-        }
-        txn.commit().map_err(|e| self.store(e))?;
-        self.len
-            .store(first + events.len() as u64, Ordering::Release);
-        Ok(first)
+            txn.commit().map_err(|e| self.store(e))?;
+            self.len
+                .store(first + events.len() as u64, Ordering::Release);
+            Ok(first)
+        })
     }
 
     /// Events `from..to` (clamped to the log), checked and decoded.
@@ -240,26 +617,24 @@ impl EventLog {
     /// # Errors
     /// [`LogError::Corrupt`] naming the first damaged or missing event.
     pub fn read(&self, from: u64, to: u64) -> Result<Vec<Noun>, LogError> {
-        contained(&self.path, || self.read_inner(from, to))
-    }
-
-    fn read_inner(&self, from: u64, to: u64) -> Result<Vec<Noun>, LogError> {
-        let to = to.min(self.len());
-        let txn = self.db.begin_read().map_err(|e| self.store(e))?;
-        let table = txn.open_table(EVENTS).map_err(|e| self.store(e))?;
-        let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
-        for i in from..to {
-            let record = table
-                .get(i)
-                .map_err(|e| self.store(e))?
-                .ok_or_else(|| self.corrupt("events", i, "missing".into()))?;
-            let payload =
-                unseal(i, record.value()).map_err(|why| self.corrupt("events", i, why))?;
-            let noun = cue_bytes(payload)
-                .map_err(|e| self.corrupt("events", i, format!("does not decode: {e}")))?;
-            out.push(noun);
-        }
-        Ok(out)
+        contained(&self.path, || {
+            let to = to.min(self.len());
+            let txn = self.db.get().begin_read().map_err(|e| self.store(e))?;
+            let table = txn.open_table(EVENTS).map_err(|e| self.store(e))?;
+            let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
+            for i in from..to {
+                let record = table
+                    .get(i)
+                    .map_err(|e| self.store(e))?
+                    .ok_or_else(|| self.corrupt("events", i, Corruption::Missing))?;
+                let payload = unseal(self.key, i, record.value())
+                    .map_err(|why| self.corrupt("events", i, why))?;
+                let noun = cue_bytes(payload)
+                    .map_err(|e| self.corrupt("events", i, Corruption::Undecodable(e)))?;
+                out.push(noun);
+            }
+            Ok(out)
+        })
     }
 
     /// Record `state` as the state after the first `events` events.
@@ -267,20 +642,18 @@ impl EventLog {
     /// # Errors
     /// [`LogError::Store`] if the write fails.
     pub fn write_snapshot(&self, events: u64, state: &Noun) -> Result<(), LogError> {
-        contained(&self.path, || self.write_snapshot_inner(events, state))
-    }
-
-    fn write_snapshot_inner(&self, events: u64, state: &Noun) -> Result<(), LogError> {
-        let record = Noun::cell(Noun::atom(u64::from(state.mug())), state.clone());
-        let sealed = seal(events, &jam_bytes(&record));
-        let txn = self.db.begin_write().map_err(|e| self.store(e))?;
-        {
-            let mut table = txn.open_table(SNAPSHOTS).map_err(|e| self.store(e))?;
-            table
-                .insert(events, sealed.as_slice())
-                .map_err(|e| self.store(e))?;
-        }
-        txn.commit().map_err(|e| self.store(e))
+        self.writable()?;
+        let sealed = seal(self.key, events, &jam_bytes(&snapshot_record(state)));
+        contained(&self.path, || {
+            let txn = self.db.get().begin_write().map_err(|e| self.store(e))?;
+            {
+                let mut table = txn.open_table(SNAPSHOTS).map_err(|e| self.store(e))?;
+                table
+                    .insert(events, sealed.as_slice())
+                    .map_err(|e| self.store(e))?;
+            }
+            txn.commit().map_err(|e| self.store(e))
+        })
     }
 
     /// The newest snapshot that is intact and covers no more events than
@@ -290,68 +663,162 @@ impl EventLog {
     /// # Errors
     /// [`LogError::Store`] if the store cannot be read.
     pub fn latest_snapshot(&self) -> Result<SnapshotFound, LogError> {
-        contained(&self.path, || self.latest_snapshot_inner())
-    }
-
-    fn latest_snapshot_inner(&self) -> Result<SnapshotFound, LogError> {
-        let txn = self.db.begin_read().map_err(|e| self.store(e))?;
-        let table = txn.open_table(SNAPSHOTS).map_err(|e| self.store(e))?;
-        let mut damaged = Vec::new();
-        for entry in table.iter().map_err(|e| self.store(e))?.rev() {
-            let (k, v) = entry.map_err(|e| self.store(e))?;
-            let events = k.value();
-            if events > self.len() {
-                continue;
-            }
-            let decoded = unseal(events, v.value()).and_then(|p| {
-                let noun = cue_bytes(p).map_err(|e| format!("does not decode: {e}"))?;
-                let Noun::Cell(c) = noun else {
-                    return Err("not a [mug state] cell".into());
-                };
-                let mug = c.head().as_atom().and_then(|a| a.as_u64());
-                if mug != Some(u64::from(c.tail().mug())) {
-                    return Err("its mug does not match its state".into());
+        contained(&self.path, || {
+            let txn = self.db.get().begin_read().map_err(|e| self.store(e))?;
+            let table = txn.open_table(SNAPSHOTS).map_err(|e| self.store(e))?;
+            let mut damaged = Vec::new();
+            for entry in table.iter().map_err(|e| self.store(e))?.rev() {
+                let (k, v) = entry.map_err(|e| self.store(e))?;
+                let events = k.value();
+                if events > self.len() {
+                    continue;
                 }
-                Ok(c.tail().clone())
-            });
-            match decoded {
-                Ok(state) => return Ok((Some((events, state)), damaged)),
-                Err(why) => damaged.push(self.corrupt("snapshots", events, why)),
+                let decoded = unseal(self.key, events, v.value()).and_then(|p| {
+                    let noun = cue_bytes(p).map_err(Corruption::Undecodable)?;
+                    let Noun::Cell(c) = noun else {
+                        return Err(Corruption::NotASnapshot);
+                    };
+                    let mug = c.head().as_atom().and_then(|a| a.as_u64());
+                    if mug != Some(u64::from(c.tail().mug())) {
+                        return Err(Corruption::MugMismatch);
+                    }
+                    Ok(c.tail().clone())
+                });
+                match decoded {
+                    Ok(state) => return Ok((Some((events, state)), damaged)),
+                    Err(why) => damaged.push(self.corrupt("snapshots", events, why)),
+                }
+            }
+            Ok((None, damaged))
+        })
+    }
+}
+
+impl Store {
+    fn get(&self) -> &Database {
+        self.0.as_ref().expect("open until dropped")
+    }
+}
+
+/// A snapshot as stored: `[mug state]`.
+fn snapshot_record(state: &Noun) -> Noun {
+    Noun::cell(Noun::atom(u64::from(state.mug())), state.clone())
+}
+
+/// Bytes per page of the in-memory overlay.
+const PAGE: u64 = 4096;
+
+/// A file opened for reading, presented to redb as writable storage whose
+/// writes land in memory (copy-on-write pages): the file never changes.
+#[derive(Debug)]
+struct ReadOnlyFile {
+    file: Mutex<File>,
+    overlay: Mutex<Overlay>,
+}
+
+#[derive(Debug)]
+struct Overlay {
+    /// The storage's length as redb sees it.
+    len: u64,
+    /// Bytes of the file at or past this offset read as zero (the storage
+    /// was shortened below it at some point).
+    file_len: u64,
+    pages: HashMap<u64, Box<[u8]>>,
+}
+
+impl ReadOnlyFile {
+    fn open(path: &Path) -> std::io::Result<ReadOnlyFile> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        if len == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the file is empty: not an event log",
+            ));
+        }
+        Ok(ReadOnlyFile {
+            file: Mutex::new(file),
+            overlay: Mutex::new(Overlay {
+                len,
+                file_len: len,
+                pages: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Read `out.len()` bytes of the file at `offset`, zeros past its end.
+    fn read_file(&self, offset: u64, out: &mut [u8], file_len: u64) -> std::io::Result<()> {
+        out.fill(0);
+        if offset >= file_len {
+            return Ok(());
+        }
+        let n = (file_len - offset).min(out.len() as u64) as usize;
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut out[..n])
+    }
+}
+
+impl StorageBackend for ReadOnlyFile {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.overlay.lock().unwrap_or_else(|e| e.into_inner()).len)
+    }
+
+    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
+        let end = offset
+            .checked_add(len as u64)
+            .filter(|&e| e <= overlay.len)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        let mut out = vec![0u8; len];
+        self.read_file(offset, &mut out, overlay.file_len)?;
+        for page in offset / PAGE..end.div_ceil(PAGE) {
+            if let Some(data) = overlay.pages.get(&page) {
+                let start = (page * PAGE).max(offset);
+                let stop = ((page + 1) * PAGE).min(end);
+                out[(start - offset) as usize..(stop - offset) as usize].copy_from_slice(
+                    &data[(start - page * PAGE) as usize..(stop - page * PAGE) as usize],
+                );
             }
         }
-        Ok((None, damaged))
+        Ok(out)
     }
 
-    /// Set a metadata entry (the workload that wrote the log, say).
-    ///
-    /// # Errors
-    /// [`LogError::Store`] if the write fails.
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), LogError> {
-        contained(&self.path, || self.set_meta_inner(key, value))
-    }
-
-    fn set_meta_inner(&self, key: &str, value: &str) -> Result<(), LogError> {
-        let txn = self.db.begin_write().map_err(|e| self.store(e))?;
-        {
-            let mut table = txn.open_table(META).map_err(|e| self.store(e))?;
-            table.insert(key, value).map_err(|e| self.store(e))?;
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
+        if len < overlay.len {
+            overlay.file_len = overlay.file_len.min(len);
+            overlay.pages.retain(|&p, _| p * PAGE < len);
+            if let Some(data) = overlay.pages.get_mut(&(len / PAGE)) {
+                data[(len % PAGE) as usize..].fill(0);
+            }
         }
-        txn.commit().map_err(|e| self.store(e))
+        overlay.len = len;
+        Ok(())
     }
 
-    /// A metadata entry.
-    ///
-    /// # Errors
-    /// [`LogError::Store`] if the store cannot be read.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, LogError> {
-        contained(&self.path, || self.meta_inner(key))
+    fn sync_data(&self, _: bool) -> std::io::Result<()> {
+        Ok(())
     }
 
-    fn meta_inner(&self, key: &str) -> Result<Option<String>, LogError> {
-        let txn = self.db.begin_read().map_err(|e| self.store(e))?;
-        let table = txn.open_table(META).map_err(|e| self.store(e))?;
-        let value = table.get(key).map_err(|e| self.store(e))?;
-        Ok(value.map(|v| v.value().to_string()))
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
+        let end = offset + data.len() as u64;
+        for page in offset / PAGE..end.div_ceil(PAGE) {
+            if !overlay.pages.contains_key(&page) {
+                let mut fresh = vec![0u8; PAGE as usize].into_boxed_slice();
+                let visible = overlay.len.min(overlay.file_len);
+                self.read_file(page * PAGE, &mut fresh, visible)?;
+                overlay.pages.insert(page, fresh);
+            }
+            let buf = overlay.pages.get_mut(&page).expect("inserted above");
+            let start = (page * PAGE).max(offset);
+            let stop = ((page + 1) * PAGE).min(end);
+            buf[(start - page * PAGE) as usize..(stop - page * PAGE) as usize]
+                .copy_from_slice(&data[(start - offset) as usize..(stop - offset) as usize]);
+        }
+        overlay.len = overlay.len.max(end);
+        Ok(())
     }
 }
 
@@ -359,17 +826,21 @@ impl EventLog {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> std::path::PathBuf {
+    fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("spectree-log-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    fn bytes_of(d: &Path) -> Vec<u8> {
+        std::fs::read(d.join(FILE)).unwrap()
     }
 
     #[test]
     fn appends_read_back_in_order_after_reopening() {
         let d = dir("order");
         {
-            let log = EventLog::open(&d).unwrap();
+            let log = EventLog::create(&d, "test", &"[0 0]".parse().unwrap()).unwrap();
             assert_eq!(
                 log.append(&[Noun::atom(1), "[2 3]".parse().unwrap()])
                     .unwrap(),
@@ -377,11 +848,11 @@ mod tests {
             );
             assert_eq!(log.append(&[Noun::atom(4)]).unwrap(), 2);
             log.write_snapshot(2, &"[9 9]".parse().unwrap()).unwrap();
-            log.set_meta("workload", "tiny").unwrap();
         }
         let log = EventLog::open(&d).unwrap();
         assert!(!log.recovered());
         assert_eq!(log.len(), 3);
+        assert_eq!(log.identity(), "test");
         let all = log.read(0, 10).unwrap();
         assert_eq!(
             all.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
@@ -390,30 +861,190 @@ mod tests {
         let (snap, damaged) = log.latest_snapshot().unwrap();
         assert!(damaged.is_empty());
         assert_eq!(snap.unwrap().0, 2);
-        assert_eq!(log.meta("workload").unwrap().as_deref(), Some("tiny"));
+        drop(log);
         std::fs::remove_dir_all(&d).ok();
     }
 
     #[test]
-    fn a_garbage_file_is_a_clear_error() {
-        let d = dir("garbage");
+    fn creating_refuses_an_existing_log_without_writing() {
+        let d = dir("exists");
+        drop(EventLog::create(&d, "kv", &Noun::ZERO).unwrap());
+        let before = bytes_of(&d);
+        let err = EventLog::create(&d, "tiny", &Noun::ZERO).unwrap_err();
+        assert!(matches!(err, LogError::Exists { .. }), "{err}");
+        assert_eq!(bytes_of(&d), before, "a refused create wrote to the log");
+        assert_eq!(EventLog::open(&d).unwrap().identity(), "kv");
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn one_writer_at_a_time() {
+        let d = dir("lock");
+        let writer = EventLog::create(&d, "x", &Noun::ZERO).unwrap();
+        assert!(matches!(EventLog::open(&d), Err(LogError::Locked { .. })));
+        assert!(matches!(
+            EventLog::open_read_only(&d),
+            Err(LogError::Locked { .. })
+        ));
+        drop(writer);
+        let r1 = EventLog::open_read_only(&d).unwrap();
+        let _r2 = EventLog::open_read_only(&d).unwrap();
+        assert!(matches!(EventLog::open(&d), Err(LogError::Locked { .. })));
+        assert!(r1.append(&[Noun::ZERO]).is_err(), "read-only");
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn reading_changes_nothing_even_after_an_unclean_shutdown() {
+        let d = dir("readonly");
+        let log = EventLog::create(&d, "x", &Noun::ZERO).unwrap();
+        log.append(&[Noun::atom(5)]).unwrap();
+        // Simulate a crash: copy the file while the writer has it open.
+        let crashed = dir("readonly-crashed");
+        std::fs::create_dir_all(&crashed).unwrap();
+        std::fs::copy(d.join(FILE), crashed.join(FILE)).unwrap();
+        drop(log);
+        for d in [&d, &crashed] {
+            let before = bytes_of(d);
+            for _ in 0..2 {
+                let r = EventLog::open_read_only(d).unwrap();
+                assert_eq!(r.read(0, 1).unwrap(), vec![Noun::atom(5)]);
+                assert_eq!(r.recovered(), d == &crashed);
+            }
+            assert_eq!(bytes_of(d), before, "reading wrote to {}", d.display());
+        }
+        std::fs::remove_dir_all(&d).ok();
+        std::fs::remove_dir_all(&crashed).ok();
+    }
+
+    #[test]
+    fn a_garbage_or_empty_file_is_a_clear_error() {
+        for (name, bytes) in [
+            ("garbage", vec![0x5a; 10_000]),
+            ("zeros", vec![0; 8192]),
+            ("empty", vec![]),
+        ] {
+            let d = dir(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(FILE), &bytes).unwrap();
+            for err in [
+                EventLog::open(&d).expect_err("refused"),
+                EventLog::open_read_only(&d).expect_err("refused"),
+            ] {
+                assert!(err.to_string().contains("events.redb"), "{name}: {err}");
+            }
+            std::fs::remove_dir_all(&d).ok();
+        }
+    }
+
+    #[test]
+    fn a_header_that_does_not_match_the_records_is_refused() {
+        let d = dir("header");
+        {
+            let log = EventLog::create(&d, "workload kv", &Noun::ZERO).unwrap();
+            log.append(&[Noun::atom(1)]).unwrap();
+        }
+        // Rewrite the identity and its digest consistently: the records
+        // were sealed under the old header.
+        {
+            let db = Database::open(d.join(FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                let key = log_key(FORMAT, "workload tiny");
+                meta.insert("identity", "workload tiny").unwrap();
+                meta.insert("digest", format!("{key:016x}").as_str())
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let err = EventLog::open_read_only(&d).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LogError::Corrupt {
+                    table: "events",
+                    index: 0,
+                    why: Corruption::Checksum,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Changing the identity alone breaks the digest.
+        {
+            let db = Database::open(d.join(FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("identity", "workload arvo")
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = EventLog::open_read_only(&d).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LogError::Corrupt {
+                    why: Corruption::Digest,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn older_and_newer_formats_are_named() {
+        let d = dir("formats");
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("events.redb"), vec![0x5a; 10_000]).unwrap();
-        let err = EventLog::open(&d).err().expect("garbage is refused");
-        assert!(err.to_string().contains("events.redb"), "{err}");
+        {
+            // A format-1 log: no version, the workload named in the meta.
+            let db = Database::create(d.join(FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("workload", "kv")
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = EventLog::open_read_only(&d).unwrap_err();
+        assert!(
+            matches!(err, LogError::OlderFormat { found: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("older format"), "{err}");
+        {
+            let db = Database::open(d.join(FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert("format", "3").unwrap();
+            txn.commit().unwrap();
+        }
+        let err = EventLog::open(&d).unwrap_err();
+        assert!(
+            matches!(err, LogError::NewerFormat { found: 3, .. }),
+            "{err}"
+        );
         std::fs::remove_dir_all(&d).ok();
     }
 
     #[test]
     fn damaged_records_are_named() {
-        assert!(unseal(3, &seal(3, b"abc")).is_ok());
-        assert!(
-            unseal(4, &seal(3, b"abc")).is_err(),
-            "a record under the wrong key"
+        assert!(unseal(7, 3, &seal(7, 3, b"abc")).is_ok());
+        assert_eq!(
+            unseal(7, 4, &seal(7, 3, b"abc")),
+            Err(Corruption::Checksum),
+            "a record under the wrong number"
         );
-        let mut r = seal(0, b"abcdef");
+        assert_eq!(
+            unseal(8, 3, &seal(7, 3, b"abc")),
+            Err(Corruption::Checksum),
+            "a record under another header"
+        );
+        let mut r = seal(0, 0, b"abcdef");
         r[10] ^= 4;
-        assert_eq!(unseal(0, &r), Err("checksum mismatch".into()));
-        assert!(unseal(0, &r[..5]).is_err());
+        assert_eq!(unseal(0, 0, &r), Err(Corruption::Checksum));
+        assert_eq!(unseal(0, 0, &r[..5]), Err(Corruption::Short { len: 5 }));
     }
 }

@@ -186,15 +186,21 @@ pub struct Machine<S: Backend> {
     pub kernel: Option<Noun>,
     /// Fuel per Nock event.
     pub fuel: u64,
+    /// Memory budget per Nock event, in bytes.
+    pub memory: u64,
 }
 
 impl<S: Backend> Machine<S> {
+    fn limits(&self, cancel: Option<CancelToken>) -> Limits {
+        Limits::fuel(self.fuel)
+            .with_memory(self.memory)
+            .with_cancel(cancel)
+    }
+
     /// Run `event` against `state` untracked: its outcome and end state.
     pub fn direct(&self, event: &Event<S>, state: &S) -> (Outcome, S) {
         match event {
-            Event::Nock(e) => {
-                S::nock_direct(self.kernel.as_ref(), e, state, &Limits::fuel(self.fuel))
-            }
+            Event::Nock(e) => S::nock_direct(self.kernel.as_ref(), e, state, &self.limits(None)),
             Event::Rust(r) => run_rust_direct(&**r, state, &*self.regions),
         }
     }
@@ -214,10 +220,7 @@ impl<S: Backend> Machine<S> {
     ) -> Execution<S> {
         match event {
             Event::Nock(e) => {
-                let limits = Limits {
-                    fuel: self.fuel,
-                    cancel,
-                };
+                let limits = self.limits(cancel);
                 S::nock_tracked(
                     self.kernel.as_ref(),
                     e,

@@ -189,6 +189,7 @@ fn case(data: &[u8]) -> arbitrary::Result<Case> {
         fuel: 2_000,
         window: u.int_in_range(0..=8)?,
         adaptive: u.arbitrary()?,
+        ..Config::default()
     };
     let mut events = Vec::new();
     while events.len() < 48 && !u.is_empty() {

@@ -6,17 +6,130 @@
 //! the writing run committed after the same events.
 
 use std::cell::RefCell;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use spectree_noun::Noun;
+use thiserror::Error;
 
 use crate::durable::{EventLog, LogError};
 use crate::event::{Backend, Committed, Event};
 use crate::metrics::Metrics;
 use crate::offpath::{Done, Request, Supervisor};
 use crate::Processor;
+
+/// Why a logged run or a replay failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LoggedError {
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A logged run needs an empty log.
+    #[error("event log {path} already holds {events} events; replay it instead")]
+    NotEmpty {
+        /// The log's file.
+        path: PathBuf,
+        /// Events in it.
+        events: u64,
+    },
+    /// A logged run must start from the state the log starts from.
+    #[error(
+        "event log {path} starts from a state with mug {log:#x}, not the given one ({given:#x})"
+    )]
+    OtherState {
+        /// The log's file.
+        path: PathBuf,
+        /// The mug of the log's initial state.
+        log: u32,
+        /// The mug of the state given.
+        given: u32,
+    },
+    /// A thread of the run could not start.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The snapshot writer panicked (a bug; contained).
+    #[error("the snapshot writer failed: {0}")]
+    SnapshotWriter(String),
+    /// Computations were outstanding but none could be settled (a bug;
+    /// reported instead of spinning).
+    #[error("computations were outstanding but none could be settled")]
+    Unsettled,
+    /// The log has no intact snapshot to replay from.
+    #[error("event log {path} has no intact snapshot, not even the initial one")]
+    NoSnapshot {
+        /// The log's file.
+        path: PathBuf,
+    },
+    /// A snapshot is not a state of the replaying backend.
+    #[error("event log {path}: the snapshot after {events} events is not a state of this kind")]
+    NotAState {
+        /// The log's file.
+        path: PathBuf,
+        /// Events the snapshot includes.
+        events: u64,
+    },
+    /// A logged event does not decode as an event of the replaying run.
+    #[error("event log {path}: event {index} is not an event of this log's writer: {source}")]
+    Decode {
+        /// The log's file.
+        path: PathBuf,
+        /// The event's number.
+        index: u64,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The newest state waiting for the snapshot writer: a new one replaces
+/// it (the writer is behind; the skipped one would be stale anyway), so at
+/// most two states are held for snapshots, whatever the rate.
+struct Mailbox<S> {
+    slot: Mutex<(Option<(u64, S)>, bool)>,
+    ready: Condvar,
+}
+
+impl<S> Mailbox<S> {
+    fn new() -> Self {
+        Mailbox {
+            slot: Mutex::new((None, false)),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<(u64, S)>, bool)> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Leave `state` for the writer; returns whether it replaced one.
+    fn post(&self, events: u64, state: S) -> bool {
+        let replaced = self.lock().0.replace((events, state)).is_some();
+        self.ready.notify_one();
+        replaced
+    }
+
+    fn close(&self) {
+        self.lock().1 = true;
+        self.ready.notify_one();
+    }
+
+    /// The next state to write; `None` once closed and empty.
+    fn take(&self) -> Option<(u64, S)> {
+        let mut slot = self.lock();
+        loop {
+            if let Some(next) = slot.0.take() {
+                return Some(next);
+            }
+            if slot.1 {
+                return None;
+            }
+            slot = self.ready.wait(slot).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
 
 /// How a logged run groups syncs and takes snapshots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +138,8 @@ pub struct LogPolicy {
     /// shortens the wait before outcomes are released.
     pub group: usize,
     /// Take a snapshot after every this many events (0: never, besides the
-    /// initial one).
+    /// initial one). When the writer is behind, a newer snapshot replaces
+    /// the one waiting.
     pub snapshot_every: u64,
 }
 
@@ -40,13 +154,16 @@ impl Default for LogPolicy {
 }
 
 /// Run `events` (each with its log form) through `processor`, logging
-/// them durably first. An empty log first gets a snapshot of the initial
-/// state; snapshots are written by a background thread, so taking one does
-/// not stop processing (the state is persistent: the clone is consistent).
+/// them durably first, into a log just made by
+/// [`EventLog::create`] from `state`. Snapshots are written by a
+/// background thread, so taking one does not stop processing (the state is
+/// persistent: the clone is consistent).
 ///
 /// # Errors
-/// [`LogError`] if the log is not empty or a write fails; processing stops
-/// at the first failed append, and nothing after it is released.
+/// [`LoggedError::NotEmpty`] or [`LoggedError::OtherState`] before
+/// anything is written, if the log is not empty or starts from another
+/// state; [`LoggedError::Log`] if a write fails: processing stops at the
+/// first failed append, and nothing after it is released.
 pub fn run_logged<S: Backend>(
     processor: &Processor<S>,
     log: &EventLog,
@@ -54,7 +171,7 @@ pub fn run_logged<S: Backend>(
     events: impl IntoIterator<Item = (Noun, Event<S>)>,
     policy: LogPolicy,
     sink: impl FnMut(Committed<S>),
-) -> Result<(S, Metrics), LogError> {
+) -> Result<(S, Metrics), LoggedError> {
     let no_requests = |_: u64, _: &Noun| None;
     let no_outcomes = |n: Noun| (n.clone(), Event::Nock(n));
     run_with_computations(
@@ -98,7 +215,8 @@ pub struct Offpath<R, O> {
 /// outcome events from the log and never reruns a computation.
 ///
 /// # Errors
-/// As [`run_logged`].
+/// As [`run_logged`]; [`LoggedError::Thread`] if a computation thread
+/// cannot start.
 pub fn run_with_computations<S, R, O>(
     processor: &Processor<S>,
     log: &EventLog,
@@ -107,38 +225,56 @@ pub fn run_with_computations<S, R, O>(
     policy: LogPolicy,
     offpath: &mut Offpath<R, O>,
     mut sink: impl FnMut(Committed<S>),
-) -> Result<(S, Metrics), LogError>
+) -> Result<(S, Metrics), LoggedError>
 where
     S: Backend,
     R: FnMut(u64, &Noun) -> Option<Request>,
     O: FnMut(Noun) -> (Noun, Event<S>),
 {
+    // Every refusal before anything is written.
     if !log.is_empty() {
-        return Err(LogError::Store {
-            path: "(log)".into(),
-            why: format!(
-                "the log already holds {} events; replay it instead",
-                log.len()
-            ),
+        return Err(LoggedError::NotEmpty {
+            path: log.path().to_path_buf(),
+            events: log.len(),
         });
     }
-    log.write_snapshot(0, &state.to_noun())?;
+    let (initial, _) = log.latest_snapshot()?;
+    let given = state.to_noun();
+    match initial {
+        Some((0, s)) if s == given => {}
+        other => {
+            return Err(LoggedError::OtherState {
+                path: log.path().to_path_buf(),
+                log: other.map_or(0, |(_, s)| s.mug()),
+                given: given.mug(),
+            })
+        }
+    }
     let group = policy.group.max(1);
     let mut source = events.into_iter().fuse();
-    let supervisor = RefCell::new(Supervisor::new(offpath.concurrency));
-    let failure: RefCell<Option<LogError>> = RefCell::new(None);
-    let (tx, rx) = mpsc::channel::<(u64, S)>();
+    let supervisor =
+        RefCell::new(Supervisor::new(offpath.concurrency).map_err(LoggedError::Thread)?);
+    let failure: RefCell<Option<LoggedError>> = RefCell::new(None);
+    let mailbox: Mailbox<S> = Mailbox::new();
     let every = policy.snapshot_every;
     let stopping = offpath.shutdown.clone();
     let stopped = || stopping.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
     let offpath = RefCell::new(offpath);
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> Result<(), LogError> {
-            for (n, s) in rx {
-                log.write_snapshot(n, &s.to_noun())?;
-            }
-            Ok(())
-        });
+        let mailbox = &mailbox;
+        let writer = std::thread::Builder::new()
+            .name("spectree-snapshots".into())
+            .spawn_scoped(scope, move || -> Result<(), LogError> {
+                while let Some((n, s)) = mailbox.take() {
+                    if let Err(e) = log.write_snapshot(n, &s.to_noun()) {
+                        // Drain, so that posting never waits on us.
+                        while mailbox.take().is_some() {}
+                        return Err(e);
+                    }
+                }
+                Ok(())
+            })
+            .map_err(LoggedError::Thread)?;
         let mut state = state;
         let mut metrics = Metrics::default();
         let mut offset = 0u64;
@@ -152,8 +288,8 @@ where
                 }
             }
             let n = index + 1;
-            if every > 0 && n % every == 0 {
-                let _ = tx.send((n, c.state.clone()));
+            if every > 0 && n.is_multiple_of(every) {
+                mailbox.post(n, c.state.clone());
             }
             sink(Committed {
                 index,
@@ -191,7 +327,7 @@ where
                 }
                 let nouns: Vec<Noun> = batch.iter().map(|(n, _)| n.clone()).collect();
                 if let Err(e) = log.append(&nouns) {
-                    *failure.borrow_mut() = Some(e);
+                    *failure.borrow_mut() = Some(e.into());
                     return None;
                 }
                 ready = batch
@@ -220,10 +356,7 @@ where
             };
             if firsts.is_empty() {
                 // Cannot happen (every request settles); never spin on it.
-                *failure.borrow_mut() = Some(LogError::Store {
-                    path: "(log)".into(),
-                    why: "computations were outstanding but none could be settled".into(),
-                });
+                *failure.borrow_mut() = Some(LoggedError::Unsettled);
                 break;
             }
             let (nouns, round): (Vec<Noun>, Vec<Event<S>>) = firsts
@@ -231,7 +364,7 @@ where
                 .map(|(id, d)| (offpath.borrow_mut().outcome)(d.event(id)))
                 .unzip();
             if let Err(e) = log.append(&nouns) {
-                *failure.borrow_mut() = Some(e);
+                *failure.borrow_mut() = Some(e.into());
                 break;
             }
             // Run them as a round of their own (later outcomes merge in).
@@ -240,13 +373,10 @@ where
             offset += m.events;
             add(&mut metrics, &m);
         }
-        drop(tx);
-        let written = writer.join().unwrap_or_else(|_| {
-            Err(LogError::Store {
-                path: "(log)".into(),
-                why: "the snapshot writer panicked".into(),
-            })
-        });
+        mailbox.close();
+        let written = writer
+            .join()
+            .map_err(|p| LoggedError::SnapshotWriter(spectree_stm::contain::message(&*p)))?;
         if let Some(e) = failure.borrow_mut().take() {
             return Err(e);
         }
@@ -295,33 +425,32 @@ pub struct Replayed<S> {
 }
 
 /// Replay `log` with `processor` from its newest intact snapshot,
-/// decoding events with `decode`.
+/// decoding events with `decode`. Open the log with
+/// [`EventLog::open_read_only`] so that replay changes nothing.
 ///
 /// # Errors
-/// [`LogError::Corrupt`] for a damaged or undecodable event or when no
-/// intact snapshot exists; [`LogError::Store`] if the store fails.
-pub fn replay<S: Backend>(
+/// [`LoggedError::Log`] for a damaged event or a failing store;
+/// [`LoggedError::NoSnapshot`] when no intact snapshot exists;
+/// [`LoggedError::Decode`] when an event does not decode.
+pub fn replay<S: Backend, E>(
     processor: &Processor<S>,
     log: &EventLog,
-    decode: impl Fn(&Noun) -> Result<Event<S>, String>,
-) -> Result<Replayed<S>, LogError> {
+    decode: impl Fn(&Noun) -> Result<Event<S>, E>,
+) -> Result<Replayed<S>, LoggedError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     let (snapshot, skipped) = log.latest_snapshot()?;
-    let corrupt = |index, why: String| LogError::Corrupt {
-        path: "(log)".into(),
-        table: "snapshots",
-        index,
-        why,
-    };
+    let path = || log.path().to_path_buf();
     let Some((from, noun)) = snapshot else {
-        return Err(corrupt(
-            0,
-            "no intact snapshot, not even the initial one".into(),
-        ));
+        return Err(LoggedError::NoSnapshot { path: path() });
     };
-    let state =
-        S::from_noun(&noun).ok_or_else(|| corrupt(from, "not a state of this kind".into()))?;
+    let state = S::from_noun(&noun).ok_or_else(|| LoggedError::NotAState {
+        path: path(),
+        events: from,
+    })?;
     let total = log.len();
-    let failure: RefCell<Option<LogError>> = RefCell::new(None);
+    let failure: RefCell<Option<LoggedError>> = RefCell::new(None);
     let mut next = from;
     let mut ready: std::vec::IntoIter<Noun> = Vec::new().into_iter();
     let events = std::iter::from_fn(|| loop {
@@ -329,12 +458,11 @@ pub fn replay<S: Backend>(
             let index = next - ready.len() as u64 - 1;
             return match decode(&n) {
                 Ok(e) => Some(e),
-                Err(why) => {
-                    *failure.borrow_mut() = Some(LogError::Corrupt {
-                        path: "(log)".into(),
-                        table: "events",
+                Err(source) => {
+                    *failure.borrow_mut() = Some(LoggedError::Decode {
+                        path: path(),
                         index,
-                        why,
+                        source: Box::new(source),
                     });
                     None
                 }
@@ -350,7 +478,7 @@ pub fn replay<S: Backend>(
                 next = to;
             }
             Err(e) => {
-                *failure.borrow_mut() = Some(e);
+                *failure.borrow_mut() = Some(e.into());
                 return None;
             }
         }

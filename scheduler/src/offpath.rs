@@ -37,8 +37,10 @@ pub struct Request {
     pub subject: Noun,
     /// The formula.
     pub formula: Noun,
-    /// Fuel (formula evaluations).
+    /// Fuel (formula evaluations, plus size charges).
     pub fuel: u64,
+    /// Memory budget in bytes (see [`Limits`]).
+    pub memory: u64,
     /// Wall-clock limit.
     pub timeout: Duration,
 }
@@ -52,6 +54,8 @@ pub enum Done {
     Crash,
     /// It ran out of fuel.
     OutOfFuel,
+    /// It would have passed its memory budget.
+    OutOfMemory,
     /// It passed its timeout.
     TimedOut,
     /// The supervisor shut down first.
@@ -66,7 +70,7 @@ pub fn async_tag() -> Noun {
 impl Done {
     /// The outcome as the noun an outcome event carries: `[0 product]`,
     /// `[1 0]` crash, `[2 0]` out of fuel, `[3 0]` timed out, `[4 0]`
-    /// cancelled.
+    /// cancelled, `[5 0]` out of memory.
     pub fn to_noun(&self) -> Noun {
         let tag = |t: u64| Noun::cell(Noun::atom(t), Noun::ZERO);
         match self {
@@ -75,6 +79,7 @@ impl Done {
             Done::OutOfFuel => tag(2),
             Done::TimedOut => tag(3),
             Done::Cancelled => tag(4),
+            Done::OutOfMemory => tag(5),
         }
     }
 
@@ -137,32 +142,41 @@ fn lock(m: &Mutex<Books>) -> std::sync::MutexGuard<'_, Books> {
 
 impl Supervisor {
     /// A supervisor running at most `concurrency` computations at once.
-    pub fn new(concurrency: usize) -> Supervisor {
+    ///
+    /// # Errors
+    /// The error of starting a thread, if one cannot start (the threads
+    /// started are stopped again).
+    pub fn new(concurrency: usize) -> std::io::Result<Supervisor> {
         let shared = Arc::new(Shared {
             books: Mutex::new(Books::default()),
             changed: Condvar::new(),
         });
-        let threads = (0..concurrency.max(1))
-            .map(|i| {
-                let s = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("spectree-async-{i}"))
-                    .spawn(move || worker(&s))
-                    .expect("a computation thread starts")
-            })
-            .collect();
-        Supervisor {
+        let mut supervisor = Supervisor {
             shared,
-            threads,
+            threads: Vec::new(),
             outstanding: 0,
+        };
+        for i in 0..concurrency.max(1) {
+            let s = supervisor.shared.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("spectree-async-{i}"))
+                .spawn(move || worker(&s))?;
+            supervisor.threads.push(thread);
         }
+        Ok(supervisor)
     }
 
     /// Queue a request; its outcome will come from [`next`](Self::next).
-    /// Its timeout counts from now, queued or running.
+    /// Its timeout counts from now, queued or running. After
+    /// [`shutdown`](Self::shutdown) a request settles at once as cancelled.
     pub fn submit(&mut self, request: Request) {
         let deadline = Instant::now().checked_add(request.timeout);
         let mut books = lock(&self.shared.books);
+        if books.stop {
+            books.settled.push_back((request.id, Done::Cancelled));
+            self.outstanding += 1;
+            return;
+        }
         let ticket = books.next_ticket;
         books.next_ticket += 1;
         books.queue.push_back(Ticket {
@@ -295,15 +309,15 @@ fn worker(shared: &Shared) {
             }
         };
         let (ticket, r, cancel) = request;
-        let limits = Limits {
-            fuel: r.fuel,
-            cancel: Some(cancel.clone()),
-        };
+        let limits = Limits::fuel(r.fuel)
+            .with_memory(r.memory)
+            .with_cancel(Some(cancel.clone()));
         let result = catch_unwind(AssertUnwindSafe(|| nock(r.subject, &r.formula, &limits)));
         let done = match result {
             Ok(Ok(p)) => Done::Product(p),
             Ok(Err(NockError::Crash(_))) | Err(_) => Done::Crash,
             Ok(Err(NockError::OutOfFuel { .. })) => Done::OutOfFuel,
+            Ok(Err(NockError::OutOfMemory { .. })) => Done::OutOfMemory,
             Ok(Err(NockError::Cancelled { .. })) => Done::TimedOut,
         };
         let mut books = lock(&shared.books);
@@ -326,6 +340,7 @@ mod tests {
             subject: Noun::atom(100_000_000),
             formula: formula.parse().unwrap(),
             fuel,
+            memory: 1 << 30,
             timeout: Duration::from_millis(ms),
         }
     }
@@ -334,7 +349,7 @@ mod tests {
 
     #[test]
     fn every_request_settles_once_with_its_outcome() {
-        let mut s = Supervisor::new(2);
+        let mut s = Supervisor::new(2).unwrap();
         s.submit(req(1, "[4 0 1]", 100, 1000));
         s.submit(req(2, "[0 0]", 100, 1000));
         s.submit(req(3, DEC, 1000, 1000));
@@ -353,7 +368,7 @@ mod tests {
 
     #[test]
     fn repeated_ids_huge_timeouts_and_stuck_threads_still_settle() {
-        let mut s = Supervisor::new(1);
+        let mut s = Supervisor::new(1).unwrap();
         s.submit(req(7, "[4 0 1]", 100, 1000));
         s.submit(req(7, "[0 0]", 100, 1000));
         let mut huge = req(8, "[4 0 1]", 100, 0);
@@ -361,7 +376,7 @@ mod tests {
         s.submit(huge);
         // Queued behind a long computation on the only thread: times out
         // while still queued.
-        let mut s2 = Supervisor::new(1);
+        let mut s2 = Supervisor::new(1).unwrap();
         s2.submit(req(1, DEC, u64::MAX, 60));
         s2.submit(req(2, "[4 0 1]", 100, 10));
         let mut got = Vec::new();
@@ -380,7 +395,7 @@ mod tests {
 
     #[test]
     fn shutdown_cancels_what_is_outstanding() {
-        let mut s = Supervisor::new(1);
+        let mut s = Supervisor::new(1).unwrap();
         s.submit(req(1, DEC, u64::MAX, 60_000));
         s.submit(req(2, DEC, u64::MAX, 60_000));
         std::thread::sleep(Duration::from_millis(20));
@@ -388,5 +403,25 @@ mod tests {
         out.sort_by_key(|(id, _)| *id);
         assert_eq!(out, vec![(1, Done::Cancelled), (2, Done::Cancelled)]);
         assert_eq!(s.outstanding(), 0);
+        // After shutdown, a request (even one with no deadline) settles at
+        // once as cancelled.
+        let mut never = req(3, DEC, u64::MAX, 0);
+        never.timeout = Duration::MAX;
+        s.submit(never);
+        assert_eq!(s.next(Duration::from_secs(5)), Some((3, Done::Cancelled)));
+        assert_eq!(s.outstanding(), 0);
+    }
+
+    #[test]
+    fn memory_budgets_are_outcomes() {
+        let mut s = Supervisor::new(1).unwrap();
+        let mut r = req(1, "[4 2 [0 1] 0 1]", u64::MAX, 60_000);
+        r.subject = r.formula.clone();
+        r.memory = 1 << 20;
+        s.submit(r);
+        assert_eq!(
+            s.next(Duration::from_secs(30)),
+            Some((1, Done::OutOfMemory))
+        );
     }
 }

@@ -131,8 +131,8 @@ pub fn bench(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Report, Stri
         date: now_iso(),
         cores,
         cpu_model: cpu_model(),
-        capacity: capacity(2),
-        capacity_all: capacity(cores),
+        capacity: capacity(2).map_err(|e| format!("cannot start a thread: {e}"))?,
+        capacity_all: capacity(cores).map_err(|e| format!("cannot start a thread: {e}"))?,
         quick,
         repetitions,
     };

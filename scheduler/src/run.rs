@@ -94,30 +94,33 @@ pub struct RunOptions {
 }
 
 /// Throughput of `threads` CPU-bound threads over one's (1.0 for one).
-pub fn capacity(threads: usize) -> f64 {
+///
+/// # Errors
+/// The error of starting a thread, if one cannot start.
+pub fn capacity(threads: usize) -> std::io::Result<f64> {
     if threads <= 1 {
-        return 1.0;
+        return Ok(1.0);
     }
     let iters = (30_000.0 * ITERS_PER_US) as u64; // about 30 ms
-    let time = |n: usize| {
+    let time = |n: usize| -> std::io::Result<f64> {
         let t = Instant::now();
-        std::thread::scope(|s| {
+        std::thread::scope(|s| -> std::io::Result<()> {
             for i in 0..n {
-                s.spawn(move || spin(iters, i as u64 + 1));
+                std::thread::Builder::new().spawn_scoped(s, move || spin(iters, i as u64 + 1))?;
             }
-        });
-        t.elapsed().as_secs_f64()
+            Ok(())
+        })?;
+        Ok(t.elapsed().as_secs_f64())
     };
     // Median of three, alternating, so drift affects both sides alike.
-    let mut ratios: Vec<f64> = (0..3)
-        .map(|_| {
-            let one = time(1);
-            let many = time(threads);
-            threads as f64 * one / many
-        })
-        .collect();
+    let mut ratios = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let one = time(1)?;
+        let many = time(threads)?;
+        ratios.push(threads as f64 * one / many);
+    }
     ratios.sort_by(f64::total_cmp);
-    ratios[1]
+    Ok(ratios[1])
 }
 
 /// CPU seconds used by this process so far (all threads).
@@ -202,29 +205,66 @@ impl Progress {
     }
 }
 
+/// Why `spectree run` could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The processor's configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    /// A thread could not start.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The log could not be created.
+    #[error(transparent)]
+    Log(#[from] crate::durable::LogError),
+    /// The logged run failed.
+    #[error(transparent)]
+    Logged(#[from] crate::logged::LoggedError),
+}
+
 /// Run `workload` serially and speculatively and compare.
 ///
 /// # Errors
-/// A message when the processor cannot be configured.
-pub fn run(workload: &AnyWorkload, options: &RunOptions) -> Result<Report, String> {
+/// [`RunError`] when the processor cannot be configured, a thread cannot
+/// start, or the log cannot be created or written. Everything that can
+/// refuse is checked before the log is created.
+pub fn run(workload: &AnyWorkload, options: &RunOptions) -> Result<Report, RunError> {
     match workload {
         AnyWorkload::Noun(w) => run_typed(w, options),
         AnyWorkload::Map(w) => run_typed(w, options),
     }
 }
 
-fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report, String> {
+fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report, RunError> {
     let n = w.params.events;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    // Everything that can refuse, before any work: the configuration (and
+    // its thread pool), then the log.
+    let config = Config {
+        threads: options.threads,
+        fuel: w.fuel,
+        window: options.window,
+        adaptive: options.adaptive,
+        ..Config::default()
+    };
+    let processor = Processor::new(w.regions.clone(), w.kernel.clone(), config)?;
+    let log = match &options.log {
+        None => None,
+        Some((dir, policy)) => {
+            let log = crate::durable::EventLog::create(dir, &w.identity(), &w.state.to_noun())?;
+            Some((log, *policy))
+        }
+    };
     let capacity2 = if options.skip_serial {
         f64::NAN
     } else {
-        capacity(2)
+        capacity(2).map_err(RunError::Thread)?
     };
     let capacity_t = if options.threads == 2 || options.skip_serial {
         capacity2
     } else {
-        capacity(options.threads)
+        capacity(options.threads).map_err(RunError::Thread)?
     };
 
     let serial = SerialProcessor::new(w.regions.clone(), w.kernel.clone(), w.fuel);
@@ -242,14 +282,6 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report
     bar.finish();
     let serial_digest = digest.value();
 
-    let config = Config {
-        threads: options.threads,
-        fuel: w.fuel,
-        window: options.window,
-        adaptive: options.adaptive,
-    };
-    let processor =
-        Processor::new(w.regions.clone(), w.kernel.clone(), config).map_err(|e| e.to_string())?;
     let mut digest = Digest::default();
     let mut bar = Progress::new(options.progress, "speculative", n);
     let (c0, t0) = (cpu_secs(), Instant::now());
@@ -257,27 +289,21 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report
     let sink = |c: Committed<S>| {
         digest.add(c.index, &c.outcome);
         bar.tick(c.index + 1);
-        if ack_every > 0 && (c.index + 1) % ack_every == 0 {
+        if ack_every > 0 && (c.index + 1).is_multiple_of(ack_every) {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "ack {}", c.index + 1);
             let _ = out.flush();
         }
     };
-    let (state, metrics) = match &options.log {
+    let (state, metrics) = match &log {
         None => processor.stream(w.state.clone(), w.events(), sink),
-        Some((dir, policy)) => {
-            let log = crate::durable::EventLog::open(dir).map_err(|e| e.to_string())?;
-            log.set_meta("workload", w.name)
-                .map_err(|e| e.to_string())?;
-            let params = serde_json::to_string(&w.params).expect("params serialize");
-            log.set_meta("params", &params).map_err(|e| e.to_string())?;
+        Some((log, policy)) => {
             let events = (0..n).map(|i| {
                 let e = w.event(i);
                 (w.encode(i, &e), e)
             });
-            crate::logged::run_logged(&processor, &log, w.state.clone(), events, *policy, sink)
-                .map_err(|e| e.to_string())?
+            crate::logged::run_logged(&processor, log, w.state.clone(), events, *policy, sink)?
         }
     };
     let (parallel_secs, parallel_cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);

@@ -44,6 +44,7 @@ impl<S: Backend> SerialProcessor<S> {
                 regions,
                 kernel,
                 fuel,
+                memory: spectree_noun::nock::DEFAULT_MEMORY,
             },
         }
     }

@@ -43,6 +43,7 @@ fn check<S: Backend>(w: &Workload<S>, threads: usize, adaptive: bool, window: us
         fuel: w.fuel,
         window,
         adaptive,
+        ..Config::default()
     };
     let processor = Processor::new(w.regions.clone(), w.kernel.clone(), config).unwrap();
     let mut metrics = None;

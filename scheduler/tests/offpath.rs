@@ -48,6 +48,7 @@ fn requests(index: u64, effects: &Noun) -> Option<Request> {
         subject: get(2)?,
         formula: get(6)?,
         fuel: as_u64(get(14)?)?,
+        memory: spectree_noun::nock::DEFAULT_MEMORY,
         timeout: Duration::from_millis(as_u64(get(15)?)?),
     })
 }
@@ -86,7 +87,7 @@ fn storm(n: u64) -> Vec<Noun> {
 fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
     let dir = std::env::temp_dir().join(format!("spectree-offpath-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let log = EventLog::open(&dir).unwrap();
+    let log = EventLog::create(&dir, "offpath test", &Noun::ZERO).unwrap();
     let regions = Arc::new(RegionMap::depth(1).unwrap());
     let processor = Processor::new(regions.clone(), Some(kernel()), Config::threads(2)).unwrap();
     let events = storm(200);
@@ -127,7 +128,7 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
             .count()
     );
     let mut outcomes: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut kinds = [0usize; 5];
+    let mut kinds = [0usize; 6];
     for e in &logged {
         if let Noun::Cell(c) = e {
             if c.head() == &async_tag() {
@@ -147,7 +148,10 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
         "a request settled twice"
     );
     // Replay never reruns computations: it reads their outcomes.
-    let r = replay(&processor, &log, |n| Ok(Event::Nock(n.clone()))).unwrap();
+    let r = replay(&processor, &log, |n| {
+        Ok::<_, std::convert::Infallible>(Event::Nock(n.clone()))
+    })
+    .unwrap();
     assert_eq!(r.state, live);
     let serial = SerialProcessor::new(regions, Some(kernel()), 100_000_000);
     let s = serial.run(NounState(Noun::ZERO), logged.into_iter().map(Event::Nock));
@@ -159,7 +163,7 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
 fn shutdown_cancels_outstanding_computations_and_records_them() {
     let dir = std::env::temp_dir().join(format!("spectree-offpath-stop-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let log = EventLog::open(&dir).unwrap();
+    let log = EventLog::create(&dir, "offpath test", &Noun::ZERO).unwrap();
     let regions = Arc::new(RegionMap::depth(1).unwrap());
     let processor = Processor::new(regions, Some(kernel()), Config::threads(2)).unwrap();
     let dec: Noun = DEC.parse().unwrap();
@@ -216,7 +220,10 @@ fn shutdown_cancels_outstanding_computations_and_records_them() {
         cancelled, 10,
         "every outstanding computation is recorded as cancelled"
     );
-    let r = replay(&processor, &log, |n| Ok(Event::Nock(n.clone()))).unwrap();
+    let r = replay(&processor, &log, |n| {
+        Ok::<_, std::convert::Infallible>(Event::Nock(n.clone()))
+    })
+    .unwrap();
     assert_eq!(r.state, live);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -19,7 +19,6 @@
 //! inspected as a whole. Any other product, a crash or running out of fuel is
 //! the event's error and leaves the state unchanged.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use spectree_noun::nock::{nock, nock_with, CancelToken, Limits, NockError};
@@ -291,20 +290,7 @@ fn apply_contained<S: State>(
     event: &dyn RustEvent<S>,
     tx: &mut Tx<'_, S>,
 ) -> Result<Noun, EventError> {
-    match catch_unwind(AssertUnwindSafe(|| event.apply(tx))) {
-        Ok(r) => r,
-        Err(payload) => Err(EventError::Panicked(panic_message(&*payload))),
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".into()
-    }
+    crate::contain::contain(|| event.apply(tx)).unwrap_or_else(|m| Err(EventError::Panicked(m)))
 }
 
 #[cfg(test)]
@@ -391,10 +377,7 @@ mod tests {
     #[test]
     fn a_panicking_rust_event_is_contained() {
         let regions = RegionMap::depth(1).unwrap();
-        let prev = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
         let e = execute_rust(&Panics, &NounState(n("[1 2]")), &regions);
-        std::panic::set_hook(prev);
         assert_eq!(e.outcome, Err(EventError::Panicked("boom".into())));
         assert!(e.writes.is_empty());
         assert!(e.access.writes().is_empty());

@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod contain;
 pub mod exec;
 pub mod key;
 pub mod region;

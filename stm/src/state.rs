@@ -122,6 +122,14 @@ impl State for MapState {
     }
 }
 
+/// Build a map state from pairs in one pass (in place, no versions in
+/// between): much cheaper than a `put` per pair.
+impl FromIterator<(MapKey, Noun)> for MapState {
+    fn from_iter<I: IntoIterator<Item = (MapKey, Noun)>>(pairs: I) -> Self {
+        MapState(pairs.into_iter().collect())
+    }
+}
+
 /// A transaction: a view of a snapshot that records what it reads and
 /// writes. Rust events do all their state access through one.
 pub struct Tx<'r, S: State> {

@@ -35,9 +35,26 @@ use std::collections::HashMap;
 
 use typed_arena::Arena;
 
-use super::{Crash, Hook, Limits, NockError, Traced, CHECK_INTERVAL};
+use super::{Crash, Hook, Limits, NockError, Traced, CELL_BYTES, CHECK_INTERVAL, FRAME_BYTES};
 use crate::axis::{edit_atom, slot_atom};
-use crate::{Atom, Noun};
+use crate::{Atom, Noun, Unifier};
+
+/// Extra fuel for an operation on an atom of `bits` bits: one unit per
+/// 64-bit word past the first.
+#[inline(always)]
+fn word_charge(bits: u64) -> u64 {
+    bits.saturating_sub(1) / 64
+}
+
+/// Extra fuel for following an axis atom of `bits` bits: one unit per 64
+/// levels past the first 64.
+#[inline(always)]
+fn axis_charge(axis: &Atom) -> u64 {
+    match axis.as_u64() {
+        Some(_) => 0,
+        None => word_charge(axis.bit_len()),
+    }
+}
 
 /// Deepest native recursion of the fast path.
 pub(super) const MAX_DEPTH: u32 = 64;
@@ -189,6 +206,15 @@ pub(super) struct Machine<'a, 'h, H: Hook> {
     subjects: Vec<(Noun, H::Tag)>,
     frames: Vec<Frame<'a, H::Tag>>,
     fuel: u64,
+    /// Steps until the next periodic safe point.
+    until_check: u64,
+    /// Bytes of cells and atoms built so far.
+    allocated: u64,
+    /// Pending evaluations of the fast path (native recursion); the
+    /// machine's are its frames that are not subject markers.
+    live: u64,
+    /// Cells found equal by Nock 5, for the rest of the run.
+    unifier: Option<Box<Unifier>>,
     max_depth: u32,
     halted: Option<NockError>,
 }
@@ -209,6 +235,10 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
             subjects: Vec::new(),
             frames: Vec::new(),
             fuel: limits.fuel,
+            until_check: CHECK_INTERVAL,
+            allocated: 0,
+            live: 0,
+            unifier: None,
             max_depth,
             halted: None,
         }
@@ -263,19 +293,69 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
         }
     }
 
-    /// Spend one unit of fuel for one formula; a safe point every
-    /// [`CHECK_INTERVAL`] steps.
+    /// Spend one unit of fuel for one formula, and check that the stack
+    /// fits the memory budget; a safe point every [`CHECK_INTERVAL`] steps.
     #[inline(always)]
     fn burn(&mut self) -> Step<()> {
         if self.fuel == 0 {
-            let spent = self.limits.fuel;
-            return Err(self.halt(NockError::OutOfFuel { spent }));
+            return Err(self.out_of_fuel());
         }
         self.fuel -= 1;
-        if self.fuel % CHECK_INTERVAL == 0 {
+        // Pending evaluations: the fast path's, and the machine's frames
+        // that are not subject markers (each marker has one subject).
+        let pending = self.live + (self.frames.len() - self.subjects.len()) as u64;
+        if pending.saturating_mul(FRAME_BYTES) > self.limits.memory.saturating_sub(self.allocated) {
+            return Err(self.out_of_memory());
+        }
+        self.until_check -= 1;
+        if self.until_check == 0 {
+            self.until_check = CHECK_INTERVAL;
             self.check_cancel()?;
         }
         Ok(())
+    }
+
+    #[cold]
+    fn out_of_fuel(&mut self) -> Halt {
+        let spent = self.limits.fuel;
+        self.halt(NockError::OutOfFuel { spent })
+    }
+
+    #[cold]
+    fn out_of_memory(&mut self) -> Halt {
+        let budget = self.limits.memory;
+        self.halt(NockError::OutOfMemory { budget })
+    }
+
+    /// Spend `extra` more fuel for an operation whose time grows with its
+    /// operands (a safe point too: such operations are rare and slow).
+    #[inline(always)]
+    fn burn_extra(&mut self, extra: u64) -> Step<()> {
+        if extra == 0 {
+            return Ok(());
+        }
+        self.burn_extra_slow(extra)
+    }
+
+    #[cold]
+    fn burn_extra_slow(&mut self, extra: u64) -> Step<()> {
+        if self.fuel < extra {
+            return Err(self.out_of_fuel());
+        }
+        self.fuel -= extra;
+        self.check_cancel()
+    }
+
+    /// Charge `bytes` of new cells or atoms to the memory budget.
+    #[inline(always)]
+    fn allocate(&mut self, bytes: u64) -> Step<()> {
+        match self.allocated.checked_add(bytes) {
+            Some(total) if total <= self.limits.memory => {
+                self.allocated = total;
+                Ok(())
+            }
+            _ => Err(self.out_of_memory()),
+        }
     }
 
     /// Spend fuel for `formula` and decode it.
@@ -321,6 +401,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
         axis: &Atom,
         opcode: u8,
     ) -> Step<(&'n Noun, H::Tag)> {
+        self.burn_extra(axis_charge(axis))?;
         match slot_atom(axis, subject) {
             Some(found) => Ok((found, self.hook.slot(tag, axis))),
             None => {
@@ -362,9 +443,22 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
     fn increment(&mut self, value: (Noun, H::Tag)) -> Step<(Noun, H::Tag)> {
         self.hook.inspect(&value.0, &value.1);
         match &value.0 {
-            Noun::Atom(a) => Ok((Noun::Atom(a.increment()), self.hook.constant())),
+            Noun::Atom(a) => {
+                if a.as_u64().is_none_or(|v| v == u64::MAX) {
+                    self.increment_big(a)?;
+                }
+                Ok((Noun::Atom(a.increment()), self.hook.constant()))
+            }
             Noun::Cell(_) => self.crash(Crash::IncrementCell),
         }
+    }
+
+    /// Charge the increment of an atom of a word or more: its size in fuel
+    /// and in memory.
+    #[cold]
+    fn increment_big(&mut self, a: &Atom) -> Step<()> {
+        self.burn_extra(word_charge(a.bit_len()))?;
+        self.allocate((a.bit_len() + 1).div_ceil(64) * 8 + 32)
     }
 
     #[inline(always)]
@@ -374,10 +468,31 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
     }
 
     #[inline(always)]
-    fn equal(&mut self, a: (Noun, H::Tag), b: (Noun, H::Tag)) -> (Noun, H::Tag) {
+    fn equal(&mut self, a: (Noun, H::Tag), b: (Noun, H::Tag)) -> Step<(Noun, H::Tag)> {
         self.hook.inspect(&a.0, &a.1);
         self.hook.inspect(&b.0, &b.1);
-        (loobean(a.0 == b.0), self.hook.constant())
+        let same = match (&a.0, &b.0) {
+            (Noun::Atom(x), Noun::Atom(y)) => {
+                if let (None, None) = (x.as_u64(), y.as_u64()) {
+                    self.burn_extra(word_charge(x.bit_len().min(y.bit_len())))?;
+                }
+                x == y
+            }
+            (Noun::Cell(x), Noun::Cell(y)) if x.ptr_eq(y) => true,
+            (Noun::Cell(_), Noun::Cell(_)) => {
+                self.unifier.get_or_insert_with(Box::default).eq(&a.0, &b.0)
+            }
+            _ => false,
+        };
+        Ok((loobean(same), self.hook.constant()))
+    }
+
+    /// Autocons: `[head tail]`, charged to the memory budget.
+    #[inline(always)]
+    fn cons(&mut self, head: (Noun, H::Tag), tail: (Noun, H::Tag)) -> Step<(Noun, H::Tag)> {
+        self.allocate(CELL_BYTES)?;
+        let tag = self.hook.cons(head.1, tail.1);
+        Ok((Noun::cell(head.0, tail.0), tag))
     }
 
     /// Nock 6: which branch the condition selects.
@@ -403,6 +518,9 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
         value: (Noun, H::Tag),
         target: (Noun, H::Tag),
     ) -> Step<(Noun, H::Tag)> {
+        // One new cell per level of the axis.
+        self.burn_extra(axis_charge(axis))?;
+        self.allocate(axis.bit_len().saturating_sub(1).saturating_mul(CELL_BYTES))?;
         match edit_atom(axis, value.0, &target.0) {
             Some(edited) => Ok((edited, self.hook.edit(target.1, axis, value.1))),
             None => {
@@ -417,6 +535,22 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
     /// [`MAX_DEPTH`].
     #[inline(always)]
     fn sub(
+        &mut self,
+        subject: &Noun,
+        tag: &H::Tag,
+        formula: &'a Noun,
+        depth: u32,
+    ) -> Step<(Noun, H::Tag)> {
+        // A pending evaluation while the sub-formula runs, as the machine's
+        // frame would be.
+        self.live += 1;
+        let product = self.sub_pending(subject, tag, formula, depth);
+        self.live -= 1;
+        product
+    }
+
+    #[inline(always)]
+    fn sub_pending(
         &mut self,
         subject: &Noun,
         tag: &H::Tag,
@@ -467,8 +601,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                 Op::Cons(b, c) => {
                     let head = self.sub(s, t, b, depth)?;
                     let tail = self.sub(s, t, c, depth)?;
-                    let tag = self.hook.cons(head.1, tail.1);
-                    return Ok((Noun::cell(head.0, tail.0), tag));
+                    return self.cons(head, tail);
                 }
                 Op::IsCell(b) => {
                     let v = self.sub(s, t, b, depth)?;
@@ -481,7 +614,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                 Op::Eq(b, c) => {
                     let x = self.sub(s, t, b, depth)?;
                     let y = self.sub(s, t, c, depth)?;
-                    return Ok(self.equal(x, y));
+                    return self.equal(x, y);
                 }
                 Op::Branch(b, yes, no) => {
                     let cond = self.sub(s, t, b, depth)?;
@@ -513,9 +646,8 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                 }
                 Op::Push(b, c) => {
                     let pushed = self.sub(s, t, b, depth)?;
-                    let tag = self.hook.cons(pushed.1, t.clone());
                     formula = c;
-                    (Noun::cell(pushed.0, s.clone()), tag)
+                    self.cons(pushed, (s.clone(), t.clone()))?
                 }
                 Op::Call(axis, c) => {
                     let core = self.sub(s, t, c, depth)?;
@@ -563,10 +695,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                         formula = tail;
                         continue 'eval;
                     }
-                    Frame::Cons(head, head_tag) => {
-                        let tag = self.hook.cons(head_tag, tag);
-                        (Noun::cell(head, noun), tag)
-                    }
+                    Frame::Cons(head, head_tag) => self.cons((head, head_tag), (noun, tag))?,
                     Frame::Nock2Formula(c) => {
                         self.frames.push(Frame::Nock2Call(noun, tag));
                         formula = c;
@@ -584,7 +713,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                         formula = c;
                         continue 'eval;
                     }
-                    Frame::Eq(first, first_tag) => self.equal((first, first_tag), (noun, tag)),
+                    Frame::Eq(first, first_tag) => self.equal((first, first_tag), (noun, tag))?,
                     Frame::Branch(yes, no) => {
                         formula = self.choose((noun, tag), yes, no)?;
                         continue 'eval;
@@ -597,8 +726,8 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                     Frame::Push(c) => {
                         let (s, t) = self.subjects.last().expect("a current subject");
                         let (s, t) = (s.clone(), t.clone());
-                        let pushed_tag = self.hook.cons(tag, t);
-                        self.enter((Noun::cell(noun, s), pushed_tag));
+                        let pushed = self.cons((noun, tag), (s, t))?;
+                        self.enter(pushed);
                         formula = c;
                         continue 'eval;
                     }

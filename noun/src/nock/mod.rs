@@ -4,9 +4,20 @@
 //! - **No native recursion over the computation.** Evaluation runs on an
 //!   explicit work stack; deep or long computations grow heap memory only,
 //!   and every step of that growth costs fuel.
-//! - **Fuel is deterministic.** Each formula evaluated costs one unit; a run
-//!   that would evaluate more formulas than its fuel stops with
-//!   [`NockError::OutOfFuel`], at the same step every time.
+//! - **Fuel is deterministic.** Each formula evaluated costs one unit, and
+//!   operations whose time grows with their operands cost more: an
+//!   increment or an atom comparison one more unit per 64-bit word past the
+//!   first, a lookup or edit one more per 64 levels of axis past the first
+//!   64. A run that would spend more than its fuel stops with
+//!   [`NockError::OutOfFuel`], at the same step every time. Fuel therefore
+//!   bounds time.
+//! - **Memory is budgeted.** Every cell the computation builds (autocons,
+//!   Nock 8, each level of a Nock 10 edit) costs [`CELL_BYTES`], every big
+//!   atom an increment makes its size, and every pending evaluation on the
+//!   stack [`FRAME_BYTES`] while it is pending. A run whose allocations
+//!   plus stack would pass its budget stops with
+//!   [`NockError::OutOfMemory`], at the same step every time; what it holds
+//!   at once is therefore bounded by about the budget.
 //! - **Cancellation is honoured at safe points**: on every call through
 //!   Nock 2 and 9 and at least every [`CHECK_INTERVAL`] steps. A cancelled run
 //!   stops with [`NockError::Cancelled`] and leaves nothing behind.
@@ -62,29 +73,72 @@ impl CancelToken {
     }
 }
 
+/// Bytes charged for each cell a computation builds.
+pub const CELL_BYTES: u64 = 64;
+
+/// Bytes charged for each pending evaluation on the stack.
+pub const FRAME_BYTES: u64 = 128;
+
+/// The memory budget of [`Limits::fuel`]: 1 GiB.
+pub const DEFAULT_MEMORY: u64 = 1 << 30;
+
 /// Limits on one computation.
+///
+/// ```
+/// use spectree_noun::nock::{nock, Limits, NockError};
+/// use spectree_noun::Noun;
+/// // [4 2 [0 1] [0 1]] run on itself recurses without end, growing the stack.
+/// let f: Noun = "[4 2 [0 1] 0 1]".parse()?;
+/// let limits = Limits::fuel(u64::MAX).with_memory(1 << 20);
+/// assert!(matches!(nock(f.clone(), &f, &limits), Err(NockError::OutOfMemory { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Maximum number of formula evaluations.
+    /// Fuel: formula evaluations, plus the size charges of big operations
+    /// (see the [module docs](self)).
     pub fuel: u64,
+    /// Memory budget in bytes (see the [module docs](self)).
+    pub memory: u64,
     /// Checked at every safe point.
     pub cancel: Option<CancelToken>,
 }
 
 impl Default for Limits {
-    /// Unlimited fuel, no cancellation.
+    /// No limits at all (unlimited fuel and memory, no cancellation): only
+    /// for computations that are trusted to end.
     fn default() -> Self {
         Limits {
             fuel: u64::MAX,
+            memory: u64::MAX,
             cancel: None,
         }
     }
 }
 
 impl Limits {
-    /// Limits with the given fuel and no cancellation.
+    /// Limits with the given fuel, the [`DEFAULT_MEMORY`] budget and no
+    /// cancellation.
     pub fn fuel(fuel: u64) -> Self {
-        Limits { fuel, cancel: None }
+        Limits {
+            fuel,
+            memory: DEFAULT_MEMORY,
+            cancel: None,
+        }
+    }
+
+    /// These limits with a memory budget of `bytes`.
+    #[must_use]
+    pub fn with_memory(mut self, bytes: u64) -> Self {
+        self.memory = bytes;
+        self
+    }
+
+    /// These limits, cancelled through `cancel`.
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: Option<CancelToken>) -> Self {
+        self.cancel = cancel;
+        self
     }
 }
 
@@ -99,6 +153,12 @@ pub enum NockError {
     OutOfFuel {
         /// Fuel spent (equal to the budget).
         spent: u64,
+    },
+    /// The run would pass its memory budget.
+    #[error("out of memory: the computation would hold more than its budget of {budget} bytes")]
+    OutOfMemory {
+        /// The budget, in bytes.
+        budget: u64,
     },
     /// The run was cancelled at a safe point.
     #[error("cancelled after {spent} steps")]
@@ -171,11 +231,7 @@ impl fmt::Display for Crash {
 }
 
 fn short(a: &Atom) -> String {
-    if a.bit_len() <= 128 {
-        a.to_string()
-    } else {
-        format!("(an atom of {} bits)", a.bit_len())
-    }
+    a.short()
 }
 
 /// The result of a tracked run: the product, its tag, and the fuel spent.

@@ -207,10 +207,7 @@ fn fuel_is_deterministic() {
 #[test]
 fn cancellation_from_another_thread() {
     let token = CancelToken::new();
-    let limits = Limits {
-        fuel: u64::MAX,
-        cancel: Some(token.clone()),
-    };
+    let limits = Limits::default().with_cancel(Some(token.clone()));
     let forever = n("[2 [0 1] [0 1]]");
     let handle = std::thread::spawn(move || nock(forever.clone(), &forever, &limits));
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -222,10 +219,7 @@ fn cancellation_from_another_thread() {
     // A run that never calls is still cancelled within CHECK_INTERVAL steps.
     let token = CancelToken::new();
     token.cancel();
-    let limits = Limits {
-        fuel: u64::MAX,
-        cancel: Some(token),
-    };
+    let limits = Limits::default().with_cancel(Some(token));
     let r = nock(Noun::atom(0), &n("[4 4 4 4 4 4 4 4 0 1]"), &limits);
     assert_eq!(
         r,
@@ -415,8 +409,13 @@ fn fast_path_and_machine_agree() {
         } else {
             vec![0, 1, full / 3, full - 1, full, fuel]
         };
-        for budget in budgets {
-            let limits = Limits::fuel(budget);
+        let memories = [0, 64, 200, 1000, 5000, u64::MAX];
+        let runs = budgets
+            .iter()
+            .map(|&b| Limits::fuel(b).with_memory(u64::MAX))
+            .chain(memories.iter().map(|&m| Limits::fuel(fuel).with_memory(m)));
+        for limits in runs {
+            let budget = (limits.fuel, limits.memory);
             let (mut r1, mut r2) = (HashRecorder::default(), HashRecorder::default());
             let a = nock_with(s.clone(), 5, &f, &limits, &mut r1);
             let b = run_with_depth(s.clone(), 5, &f, &limits, &mut r2, 0);
@@ -427,9 +426,12 @@ fn fast_path_and_machine_agree() {
             assert_eq!(
                 summary(&a),
                 summary(&b),
-                "{subject} {formula} fuel {budget}"
+                "{subject} {formula} fuel, memory {budget:?}"
             );
-            assert_eq!(r1.log, r2.log, "{subject} {formula} fuel {budget}");
+            assert_eq!(
+                r1.log, r2.log,
+                "{subject} {formula} fuel, memory {budget:?}"
+            );
         }
     }
 }
@@ -452,8 +454,87 @@ fn small_fuel_means_small_time() {
     let f = Noun::cell(Noun::ZERO, Noun::Atom(axis));
     let start = std::time::Instant::now();
     assert!(matches!(
-        nock(subject, &f, &Limits::fuel(10)),
+        nock(subject.clone(), &f, &Limits::fuel(10_000)),
         Err(NockError::Crash(Crash::Slot { .. }))
     ));
+    // Following a 100,010-bit axis costs fuel by its length.
+    assert_eq!(
+        nock(subject, &f, &Limits::fuel(10)),
+        Err(NockError::OutOfFuel { spent: 10 })
+    );
     assert!(start.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// A counter core: `[battery n]` whose arm increments `n` and calls itself
+/// forever.
+const COUNT_UP: &str = "[8 [1 9 2 10 [3 4 0 3] 0 1] 9 2 0 1]";
+
+#[test]
+fn fuel_bounds_time_on_big_atoms() {
+    // Increments of a 520-kbit atom cost fuel by its size, so the default
+    // fuel runs out in about a hundred milliseconds, not minutes.
+    let big = Atom::from_biguint(num_bigint::BigUint::from(1u8) << 520_000u32);
+    let start = std::time::Instant::now();
+    let r = nock(
+        Noun::Atom(big.clone()),
+        &n(COUNT_UP),
+        &Limits::fuel(100_000_000),
+    );
+    assert_eq!(r, Err(NockError::OutOfFuel { spent: 100_000_000 }));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    // The charges are exact: a word-sized atom costs nothing extra.
+    let words = |bits: u64| {
+        nock_with(
+            Noun::Atom(Atom::from_biguint(
+                num_bigint::BigUint::from(1u8) << (bits - 1),
+            )),
+            (),
+            &n("[4 0 1]"),
+            &Limits::default(),
+            &mut NoHook,
+        )
+        .unwrap()
+        .steps
+    };
+    assert_eq!(words(10), 2);
+    assert_eq!(words(128), 3);
+    // Comparing two equal big atoms costs their size too.
+    let f = Noun::tuple([Noun::atom(5), n("[0 1]"), n("[0 1]")]);
+    let steps = nock_with(Noun::Atom(big), (), &f, &Limits::default(), &mut NoHook)
+        .unwrap()
+        .steps;
+    assert_eq!(steps, 3 + 520_000 / 64);
+}
+
+#[test]
+fn memory_is_budgeted_and_the_stack_counts() {
+    // Non-tail recursion without end: the stack, not fuel, runs out first.
+    let f = n("[4 2 [0 1] 0 1]");
+    let r = nock(
+        f.clone(),
+        &f,
+        &Limits::fuel(100_000_000).with_memory(1 << 20),
+    );
+    assert_eq!(r, Err(NockError::OutOfMemory { budget: 1 << 20 }));
+    // Building cells: a loop consing onto a list.
+    let grow = n("[8 [1 9 2 10 [3 [1 0] 0 3] 0 1] 9 2 0 1]");
+    let r = nock(
+        Noun::ZERO,
+        &grow,
+        &Limits::fuel(u64::MAX).with_memory(64 * 1000),
+    );
+    assert!(matches!(r, Err(NockError::OutOfMemory { .. })), "{r:?}");
+    // Within budget, nothing changes.
+    assert_eq!(
+        nock(
+            Noun::atom(100),
+            &n(DEC),
+            &Limits::fuel(100_000).with_memory(1 << 20)
+        ),
+        Ok(Noun::atom(99))
+    );
 }

@@ -92,7 +92,7 @@ impl Controller {
         }
         self.commits += 1;
         self.wasted += wasted;
-        if self.commits % EPOCH_COMMITS != 0 {
+        if !self.commits.is_multiple_of(EPOCH_COMMITS) {
             return None;
         }
         let elapsed = self.start.elapsed();

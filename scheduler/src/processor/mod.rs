@@ -96,6 +96,7 @@ impl<S: Backend> Processor<S> {
                 regions,
                 kernel,
                 fuel: config.fuel,
+                memory: config.memory,
             },
             config,
             pool,
