@@ -293,20 +293,14 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
         }
     }
 
-    /// Spend one unit of fuel for one formula, and check that the stack
-    /// fits the memory budget; a safe point every [`CHECK_INTERVAL`] steps.
+    /// Spend one unit of fuel for one formula; a safe point every
+    /// [`CHECK_INTERVAL`] steps.
     #[inline(always)]
     fn burn(&mut self) -> Step<()> {
         if self.fuel == 0 {
             return Err(self.out_of_fuel());
         }
         self.fuel -= 1;
-        // Pending evaluations: the fast path's, and the machine's frames
-        // that are not subject markers (each marker has one subject).
-        let pending = self.live + (self.frames.len() - self.subjects.len()) as u64;
-        if pending.saturating_mul(FRAME_BYTES) > self.limits.memory.saturating_sub(self.allocated) {
-            return Err(self.out_of_memory());
-        }
         self.until_check -= 1;
         if self.until_check == 0 {
             self.until_check = CHECK_INTERVAL;
@@ -346,16 +340,38 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
         self.check_cancel()
     }
 
-    /// Charge `bytes` of new cells or atoms to the memory budget.
+    /// Bytes the pending evaluations count for: the fast path's, and the
+    /// machine's frames that are not subject markers (each marker has one
+    /// subject).
+    #[inline(always)]
+    fn stack_bytes(&self) -> u64 {
+        // Cannot overflow: pending evaluations are far fewer than 2^57.
+        let pending = self.live + (self.frames.len() - self.subjects.len()) as u64;
+        pending * FRAME_BYTES
+    }
+
+    /// Charge `bytes` of new cells or atoms to the memory budget. Together
+    /// with [`grow`](Self::grow) this keeps `allocated + stack` within the
+    /// budget at every point where either grows, so both evaluators stop
+    /// at the same step.
     #[inline(always)]
     fn allocate(&mut self, bytes: u64) -> Step<()> {
         match self.allocated.checked_add(bytes) {
-            Some(total) if total <= self.limits.memory => {
+            Some(total) if self.stack_bytes() <= self.limits.memory.saturating_sub(total) => {
                 self.allocated = total;
                 Ok(())
             }
             _ => Err(self.out_of_memory()),
         }
+    }
+
+    /// One more evaluation is pending: check the stack against the budget.
+    #[inline(always)]
+    fn grow(&mut self) -> Step<()> {
+        if self.stack_bytes() > self.limits.memory - self.allocated {
+            return Err(self.out_of_memory());
+        }
+        Ok(())
     }
 
     /// Spend fuel for `formula` and decode it.
@@ -543,8 +559,14 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
     ) -> Step<(Noun, H::Tag)> {
         // A pending evaluation while the sub-formula runs, as the machine's
         // frame would be.
+        // The fast path runs only with the machine's stacks empty, so the
+        // pending evaluations are `live` alone.
         self.live += 1;
-        let product = self.sub_pending(subject, tag, formula, depth);
+        let product = if self.live * FRAME_BYTES > self.limits.memory - self.allocated {
+            Err(self.out_of_memory())
+        } else {
+            self.sub_pending(subject, tag, formula, depth)
+        };
         self.live -= 1;
         product
     }
@@ -814,6 +836,7 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                 }
             };
             self.frames.push(frame);
+            self.grow()?;
         }
     }
 }
