@@ -56,6 +56,7 @@ fn a_tracked_walk_down_a_deep_state_takes_linear_memory() {
     assert_eq!(run.outcome, Ok(Noun::ZERO));
     assert_eq!(run.access.shapes().len(), 2 * depth);
     let peak = PEAK.load(Ordering::Relaxed) - before;
+    println!("peak {} MB", peak >> 20);
     assert!(
         peak < 100 << 20,
         "a tracked 10^5-deep walk peaked at {} MB",
