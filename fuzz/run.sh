@@ -15,7 +15,10 @@ for target in cue nock determinism tracking; do
   # Fuzz into a scratch copy: the committed corpus stays small and reviewed.
   work=$(mktemp -d)
   cp "corpus/$target"/* "$work"/ 2>/dev/null
-  cargo fuzz run -s none "$target" "$work" -- -max_total_time="$SECONDS_EACH" \
+  # The processor's targets need its crates; `cue` and `nock` do not.
+  features=()
+  case $target in determinism|tracking) features=(--features processor) ;; esac
+  cargo fuzz run -s none "${features[@]}" "$target" "$work" -- -max_total_time="$SECONDS_EACH" \
     -rss_limit_mb=4096 -timeout=20 >"$log" 2>&1
   rc=$?
   execs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" | tail -1)

@@ -4,8 +4,8 @@
 //! compare across versions and machines, use `spectree bench`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use spectree_scheduler::workload::{AnyWorkload, Params, Workload, NAMES};
-use spectree_scheduler::{Backend, Config, Processor, SerialProcessor};
+use spectree::Backend;
+use spectree_workloads::{AnyWorkload, Params, Workload, NAMES};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -22,7 +22,7 @@ fn matrix<S: Backend>(c: &mut Criterion, w: &Workload<S>) {
     let mut group = c.benchmark_group(format!("processor/{}", w.name));
     group.throughput(Throughput::Elements(w.params.events));
     group.sample_size(10);
-    let serial = SerialProcessor::new(w.regions.clone(), w.kernel.clone(), w.fuel);
+    let serial = w.builder().build_serial();
     group.bench_function("serial", |b| {
         b.iter(|| serial.stream(w.state.clone(), w.events(), |_| {}))
     });
@@ -30,12 +30,7 @@ fn matrix<S: Backend>(c: &mut Criterion, w: &Workload<S>) {
     let mut threads = vec![1, 2, cores];
     threads.dedup();
     for t in threads {
-        let config = Config {
-            threads: t,
-            fuel: w.fuel,
-            ..Config::default()
-        };
-        let p = Processor::new(w.regions.clone(), w.kernel.clone(), config).expect("config");
+        let p = w.builder().threads(t).build().expect("config");
         group.bench_with_input(BenchmarkId::new("speculative", t), &t, |b, _| {
             b.iter(|| p.stream(w.state.clone(), w.events(), |_| {}))
         });

@@ -5,7 +5,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use spectree_benches::{balanced_tree, DECREMENT};
 use spectree_noun::nock::{nock, Limits};
 use spectree_noun::{Axis, Noun};
-use spectree_stm::{execute_nock, graft, NounState, RegionMap};
+use spectree_stm::{execute_nock, graft, NounState, Options, RegionMap};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -29,7 +29,15 @@ fn tracking_overhead(c: &mut Criterion) {
         })
     });
     g.bench_function("decrement_1e5_tracked", |b| {
-        b.iter(|| execute_nock(&kernel, &event, &state, &regions, &Limits::default()))
+        b.iter(|| {
+            execute_nock(
+                &kernel,
+                &event,
+                &state,
+                &regions,
+                &Options::tracked(Limits::default()),
+            )
+        })
     });
     g.finish();
 }
@@ -57,9 +65,25 @@ fn diff_and_graft(c: &mut Criterion) {
         let event = Noun::atom(7);
         g.bench_function(
             format!("execute_and_extract_1e6_leaves_{changed}_changed"),
-            |b| b.iter(|| execute_nock(&kernel, &event, &state, &regions, &Limits::default())),
+            |b| {
+                b.iter(|| {
+                    execute_nock(
+                        &kernel,
+                        &event,
+                        &state,
+                        &regions,
+                        &Options::tracked(Limits::default()),
+                    )
+                })
+            },
         );
-        let run = execute_nock(&kernel, &event, &state, &regions, &Limits::default());
+        let run = execute_nock(
+            &kernel,
+            &event,
+            &state,
+            &regions,
+            &Options::tracked(Limits::default()),
+        );
         assert_eq!(run.writes.len() as u64, changed);
         g.bench_function(format!("graft_1e6_leaves_{changed}_changed"), |b| {
             b.iter(|| graft(&state, &run.writes).unwrap())

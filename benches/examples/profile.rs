@@ -38,7 +38,7 @@ fn main() {
                     &Noun::atom(n),
                     &state,
                     &regions,
-                    &Limits::default(),
+                    &spectree_stm::Options::tracked(Limits::default()),
                 );
                 assert_eq!(run.outcome, Ok(Noun::atom(n - 1)));
             } else {

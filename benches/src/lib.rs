@@ -8,12 +8,11 @@
 
 use spectree_noun::Noun;
 
-/// The Nock decrement formula: with subject `n`, counts up from 0 to `n - 1`.
-pub const DECREMENT: &str = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]";
+pub use spectree_noun::nock::DECREMENT;
 
 /// The decrement formula as a noun.
 pub fn decrement_formula() -> Noun {
-    DECREMENT.parse().expect("the decrement formula parses")
+    spectree_noun::nock::decrement()
 }
 
 /// A balanced tree of `leaves` distinct atom leaves (`2 * leaves - 1` nodes),

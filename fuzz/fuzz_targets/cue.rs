@@ -1,6 +1,6 @@
-//! The `cue` property: see `spectree_scheduler::fuzzing::cue`.
+//! The `cue` property: see `spectree_noun::fuzzing::cue`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| spectree_scheduler::fuzzing::cue(data));
+fuzz_target!(|data: &[u8]| spectree_noun::fuzzing::cue(data));

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use num_bigint::BigUint;
@@ -39,6 +39,8 @@ struct BigAtom {
     value: BigUint,
     /// Cached mug; 0 means "not yet computed" (a mug is never 0).
     mug: AtomicU32,
+    /// Cached fingerprint; 0 means "not yet computed" (never 0).
+    fingerprint: AtomicU64,
 }
 
 impl Atom {
@@ -60,6 +62,7 @@ impl Atom {
             None => Atom(Repr::Big(Arc::new(BigAtom {
                 value,
                 mug: AtomicU32::new(0),
+                fingerprint: AtomicU64::new(0),
             }))),
         }
     }
@@ -119,6 +122,31 @@ impl Atom {
         match &self.0 {
             Repr::Small(v) => index < 64 && (v >> index) & 1 == 1,
             Repr::Big(b) => b.value.bit(index),
+        }
+    }
+
+    /// The address of a big atom's shared value (an identity while the
+    /// atom is alive); `None` for an inline one.
+    pub(crate) fn big_addr(&self) -> Option<usize> {
+        match &self.0 {
+            Repr::Small(_) => None,
+            Repr::Big(b) => Some(Arc::as_ptr(b) as usize),
+        }
+    }
+
+    /// A big atom's fingerprint, computed once by `compute` and cached;
+    /// `None` for an inline atom.
+    pub(crate) fn big_fingerprint(&self, compute: impl FnOnce(&BigUint) -> u64) -> Option<u64> {
+        let Repr::Big(b) = &self.0 else {
+            return None;
+        };
+        match b.fingerprint.load(Ordering::Relaxed) {
+            0 => {
+                let f = compute(&b.value);
+                b.fingerprint.store(f, Ordering::Relaxed);
+                Some(f)
+            }
+            f => Some(f),
         }
     }
 
@@ -195,7 +223,19 @@ impl PartialEq for Atom {
     fn eq(&self, other: &Atom) -> bool {
         match (&self.0, &other.0) {
             (Repr::Small(a), Repr::Small(b)) => a == b,
-            (Repr::Big(a), Repr::Big(b)) => Arc::ptr_eq(a, b) || a.value == b.value,
+            (Repr::Big(a), Repr::Big(b)) => {
+                if Arc::ptr_eq(a, b) {
+                    return true;
+                }
+                let (fa, fb) = (
+                    a.fingerprint.load(Ordering::Relaxed),
+                    b.fingerprint.load(Ordering::Relaxed),
+                );
+                if fa != 0 && fb != 0 && fa != fb {
+                    return false;
+                }
+                a.value == b.value
+            }
             _ => false,
         }
     }

@@ -211,15 +211,16 @@ fn nonzero(h: u64) -> u64 {
 fn atom_fingerprint(a: &Atom) -> u64 {
     match a.as_u64() {
         Some(v) => nonzero(mix64(v ^ seed())),
-        None => {
-            let mut h = seed() ^ 0xa70a;
-            for byte in a.to_bytes_le().chunks(8) {
-                let mut w = [0u8; 8];
-                w[..byte.len()].copy_from_slice(byte);
-                h = mix64(h ^ u64::from_le_bytes(w));
-            }
-            nonzero(h)
-        }
+        // Cached in the atom: computed once per allocation.
+        None => a
+            .big_fingerprint(|value| {
+                let mut h = seed() ^ 0xa70a;
+                for digit in value.iter_u64_digits() {
+                    h = mix64(h ^ digit);
+                }
+                nonzero(h)
+            })
+            .expect("a big atom"),
     }
 }
 
@@ -388,6 +389,31 @@ impl Noun {
         }
     }
 
+    /// The subtree at `axis` (Nock's `/`), if there is one: the way to read
+    /// a receipt or an effect back.
+    pub fn at(&self, axis: u64) -> Option<&Noun> {
+        crate::axis::slot_u64(axis, self)
+    }
+
+    /// The first `N - 1` items of a tuple `[a b ... z]` and its rest, if it
+    /// has that many.
+    pub fn items<const N: usize>(&self) -> Option<[&Noun; N]> {
+        if N == 0 {
+            return None;
+        }
+        let mut out = [self; N];
+        let mut cur = self;
+        for slot in out.iter_mut().take(N - 1) {
+            let Noun::Cell(c) = cur else {
+                return None;
+            };
+            *slot = c.head();
+            cur = c.tail();
+        }
+        out[N - 1] = cur;
+        Some(out)
+    }
+
     /// Number of cells and atoms in the tree, counting shared subtrees once
     /// per occurrence (iterative).
     pub fn node_count(&self) -> u64 {
@@ -460,7 +486,14 @@ fn walk_eq(this: &Noun, other: &Noun, steps: usize) -> Option<bool> {
     loop {
         match (a, b) {
             (Noun::Atom(x), Noun::Atom(y)) => {
-                if x != y {
+                if let (Some(p), Some(q)) = (x.big_addr(), y.big_addr()) {
+                    // Two big atoms in different allocations: comparing
+                    // them costs their size, so leave it to the unifier,
+                    // which compares each allocation once.
+                    if p != q {
+                        return None;
+                    }
+                } else if x != y {
                     return Some(false);
                 }
             }
@@ -508,7 +541,9 @@ fn walk_eq(this: &Noun, other: &Noun, steps: usize) -> Option<bool> {
 #[derive(Default)]
 pub struct Unifier {
     parent: FastMap<usize, usize>,
-    kept: Vec<Cell>,
+    /// What `parent` numbers, held so that addresses are not reused (empty
+    /// for a one-shot walk, which borrows its nouns).
+    kept: Vec<Noun>,
 }
 
 impl fmt::Debug for Unifier {
@@ -520,13 +555,17 @@ impl fmt::Debug for Unifier {
 }
 
 impl Unifier {
-    /// Whether `a` and `b` are equal: a short plain walk, then fingerprints,
-    /// then unification, remembered for later calls.
+    /// Whether `a` and `b` are equal: what is already known, a short plain
+    /// walk, then fingerprints, then unification, remembered for later
+    /// calls.
     pub fn eq(&mut self, a: &Noun, b: &Noun) -> bool {
         match (a, b) {
-            (Noun::Atom(x), Noun::Atom(y)) => x == y,
+            (Noun::Atom(_), Noun::Atom(_)) => self.same_atoms(a, b),
             (Noun::Cell(x), Noun::Cell(y)) => {
                 if x.ptr_eq(y) {
+                    return true;
+                }
+                if self.known_equal(x.addr(), y.addr()) {
                     return true;
                 }
                 match walk_eq(a, b, WALK_STEPS) {
@@ -536,6 +575,18 @@ impl Unifier {
             }
             _ => false,
         }
+    }
+
+    fn same_atoms(&mut self, a: &Noun, b: &Noun) -> bool {
+        match walk_eq(a, b, 0) {
+            Some(answer) => answer,
+            None => a.fingerprint() == b.fingerprint() && self.unify(a, b, true),
+        }
+    }
+
+    /// Whether two addresses are already known to hold equal values.
+    fn known_equal(&mut self, x: usize, y: usize) -> bool {
+        self.parent.contains_key(&x) && self.parent.contains_key(&y) && self.find(x) == self.find(y)
     }
 
     /// Cells remembered.
@@ -565,24 +616,40 @@ impl Unifier {
         }
     }
 
-    fn note(&mut self, c: &Cell, keep: bool) {
-        if let std::collections::hash_map::Entry::Vacant(e) = self.parent.entry(c.addr()) {
-            e.insert(c.addr());
-            if keep {
-                self.kept.push(c.clone());
+    fn note(&mut self, addr: usize, hold: Option<&Noun>) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.parent.entry(addr) {
+            e.insert(addr);
+            if let Some(n) = hold {
+                self.kept.push(n.clone());
             }
         }
     }
 
-    /// The walk; `keep` holds on to the cells (for a long-lived unifier).
+    /// The walk; `keep` holds on to the cells and big atoms it numbers
+    /// (for a long-lived unifier, so their addresses are not reused).
     fn unify(&mut self, this: &Noun, other: &Noun, keep: bool) -> bool {
         let mut stack: Vec<(&Noun, &Noun)> = vec![(this, other)];
         while let Some((a, b)) = stack.pop() {
             match (a, b) {
                 (Noun::Atom(x), Noun::Atom(y)) => {
-                    if x != y {
+                    let (Some(p), Some(q)) = (x.big_addr(), y.big_addr()) else {
+                        if x != y {
+                            return self.failed();
+                        }
+                        continue;
+                    };
+                    // Big atoms are merged by allocation, like cells, so
+                    // each pair of allocations is compared once.
+                    if p == q || self.known_equal(p, q) {
+                        continue;
+                    }
+                    if a.fingerprint() != b.fingerprint() || x != y {
                         return self.failed();
                     }
+                    self.note(p, keep.then_some(a));
+                    self.note(q, keep.then_some(b));
+                    let (rp, rq) = (self.find(p), self.find(q));
+                    self.parent.insert(rp, rq);
                 }
                 (Noun::Cell(x), Noun::Cell(y)) => {
                     if x.ptr_eq(y) {
@@ -591,8 +658,8 @@ impl Unifier {
                     if cached_differ(x, y) {
                         return self.failed();
                     }
-                    self.note(x, keep);
-                    self.note(y, keep);
+                    self.note(x.addr(), keep.then_some(a));
+                    self.note(y.addr(), keep.then_some(b));
                     let (rx, ry) = (self.find(x.addr()), self.find(y.addr()));
                     if rx == ry {
                         continue;
@@ -662,6 +729,40 @@ impl Hash for Noun {
 impl From<u64> for Noun {
     fn from(v: u64) -> Noun {
         Noun::atom(v)
+    }
+}
+
+/// `[a b]`.
+///
+/// ```
+/// use spectree_noun::Noun;
+/// let receipt = Noun::from((7u64, (8u64, 9u64)));
+/// assert_eq!(receipt.to_string(), "[7 8 9]");
+/// assert_eq!(receipt.at(6).and_then(Noun::as_u64), Some(8));
+/// assert_eq!(Noun::from((1u64, 2u64, 3u64)).to_string(), "[1 2 3]");
+/// assert_eq!(receipt.items::<3>().map(|[a, b, c]| (a.as_u64(), b.as_u64(), c.as_u64())),
+///            Some((Some(7), Some(8), Some(9))));
+/// ```
+impl<A: Into<Noun>, B: Into<Noun>> From<(A, B)> for Noun {
+    fn from((a, b): (A, B)) -> Noun {
+        Noun::cell(a.into(), b.into())
+    }
+}
+
+/// `[a b c]`, that is `[a [b c]]`.
+impl<A: Into<Noun>, B: Into<Noun>, C: Into<Noun>> From<(A, B, C)> for Noun {
+    fn from((a, b, c): (A, B, C)) -> Noun {
+        Noun::cell(a.into(), Noun::cell(b.into(), c.into()))
+    }
+}
+
+/// `[a b c d]`, that is `[a [b [c d]]]`.
+impl<A: Into<Noun>, B: Into<Noun>, C: Into<Noun>, D: Into<Noun>> From<(A, B, C, D)> for Noun {
+    fn from((a, b, c, d): (A, B, C, D)) -> Noun {
+        Noun::cell(
+            a.into(),
+            Noun::cell(b.into(), Noun::cell(c.into(), d.into())),
+        )
     }
 }
 

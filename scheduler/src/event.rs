@@ -1,9 +1,11 @@
-//! Events and how one is executed against a state.
+//! Events, the backends they run on, and how one is executed.
 //!
-//! Invariant: [`Machine::direct`] and [`Machine::tracked`] give the same
+//! Invariant: [`Executor::direct`] and [`Executor::tracked`] give the same
 //! outcome and end state for the same event and state; the tracked form also
 //! records what the execution read and wrote. Serial execution uses the
-//! direct form; speculation uses the tracked one.
+//! direct form; speculation uses the tracked one. A Nock event exists only
+//! for a backend that can run one: [`Backend::Nock`] is uninhabited
+//! ([`NoNock`]) otherwise, so the type system refuses the event.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,24 +13,62 @@ use std::sync::Arc;
 use spectree_noun::nock::{CancelToken, Limits};
 use spectree_noun::Noun;
 use spectree_stm::{
-    execute_nock_watched, execute_rust_watched, run_nock_direct, run_rust_direct, EventError,
-    Execution, MapKey, MapState, NounState, ReadWatch, Regions, RustEvent, State,
+    execute_nock, execute_rust, AccessSet, EventError, Execution, MapKey, MapState, NounState,
+    Options, ReadWatch, Regions, RustEvent, State,
 };
 
 /// What an event produced: its effects, or why it failed (a failed event
 /// leaves the state unchanged).
 pub type Outcome = Result<Noun, EventError>;
 
-/// One entry of the log.
-pub enum Event<S: State> {
+/// One entry of the log: a Nock event (the kernel runs on `[event state]`)
+/// or Rust code run against a transaction.
+///
+/// ```
+/// use spectree::{Event, NounState};
+/// use spectree::stm::{EventError, MapState, RustEvent, Tx};
+/// use spectree::noun::Noun;
+///
+/// struct Bump;
+/// impl RustEvent<MapState> for Bump {
+///     fn apply(&self, _: &mut Tx<'_, MapState>) -> Result<Noun, EventError> {
+///         Ok(Noun::ZERO)
+///     }
+/// }
+/// let _rust: Event<MapState> = Event::rust(Bump);
+/// let _nock: Event<NounState> = Event::nock(Noun::atom(7));
+/// ```
+///
+/// A map state cannot run Nock, so a Nock event for one does not compile:
+///
+/// ```compile_fail
+/// use spectree::Event;
+/// use spectree::stm::MapState;
+/// let _ = Event::<MapState>::nock(spectree::noun::Noun::ZERO);
+/// ```
+pub enum Event<S: Backend> {
     /// A Nock event: the kernel formula runs on the subject `[event state]`
     /// and must produce `[effects new-state]`.
-    Nock(Noun),
+    Nock(S::Nock),
     /// Rust code run against a transaction.
     Rust(Arc<dyn RustEvent<S>>),
 }
 
-impl<S: State> Clone for Event<S> {
+impl<S: Backend> Event<S> {
+    /// A Rust event.
+    pub fn rust(event: impl RustEvent<S> + 'static) -> Self {
+        Event::Rust(Arc::new(event))
+    }
+}
+
+impl<S: Backend<Nock = Noun>> Event<S> {
+    /// A Nock event.
+    pub fn nock(event: Noun) -> Self {
+        Event::Nock(event)
+    }
+}
+
+impl<S: Backend> Clone for Event<S> {
     fn clone(&self) -> Self {
         match self {
             Event::Nock(n) => Event::Nock(n.clone()),
@@ -37,14 +77,10 @@ impl<S: State> Clone for Event<S> {
     }
 }
 
-impl<S: State> fmt::Debug for Event<S> {
+impl<S: Backend> fmt::Debug for Event<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Nock(n) => write!(
-                f,
-                "Nock({})",
-                spectree_noun::to_text_within(n, 200).unwrap_or_else(|| "...".into())
-            ),
+            Event::Nock(n) => write!(f, "Nock({n:?})"),
             Event::Rust(_) => f.write_str("Rust(..)"),
         }
     }
@@ -53,6 +89,7 @@ impl<S: State> fmt::Debug for Event<S> {
 /// The output for one event: its index in the log, its outcome, and the
 /// committed state after it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Committed<S> {
     /// Position in the log, from 0.
     pub index: u64,
@@ -62,10 +99,29 @@ pub struct Committed<S> {
     pub state: S,
 }
 
-/// A state backend the processor can run: how it runs Nock events (by
-/// default none: each fails with [`EventError::Unsupported`]), and how it
-/// is written to a snapshot as a noun.
+impl<S> Committed<S> {
+    /// An output (for sinks that pass outputs on, renumbered).
+    pub fn new(index: u64, outcome: Outcome, state: S) -> Self {
+        Committed {
+            index,
+            outcome,
+            state,
+        }
+    }
+}
+
+/// The Nock event type of a backend that cannot run Nock: it has no
+/// values, so no such event can be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoNock {}
+
+/// A state backend the processor can run: how it is written to a snapshot
+/// as a noun, and whether (and how) it runs Nock events.
 pub trait Backend: State {
+    /// What a Nock event carries: [`Noun`] for a backend that runs Nock
+    /// against a kernel, [`NoNock`] for one that cannot.
+    type Nock: Clone + Send + Sync + fmt::Debug + 'static;
+
     /// The state as one noun (for snapshots); equal states give equal
     /// nouns.
     fn to_noun(&self) -> Noun;
@@ -73,36 +129,26 @@ pub trait Backend: State {
     /// The state a snapshot noun describes, if it describes one.
     fn from_noun(noun: &Noun) -> Option<Self>;
 
-    /// Run a Nock event with tracking.
-    fn nock_tracked(
+    /// The Nock event a logged noun stands for, where this backend has
+    /// Nock events.
+    fn nock_event(noun: Noun) -> Option<Self::Nock>;
+
+    /// The noun a Nock event is logged as.
+    fn nock_noun(event: &Self::Nock) -> Noun;
+
+    /// Run a Nock event (with `kernel`) against `state`.
+    fn execute_nock(
         kernel: Option<&Noun>,
-        event: &Noun,
+        event: &Self::Nock,
         state: &Self,
         regions: &dyn Regions<Self::Key>,
-        limits: &Limits,
-        watch: Option<Arc<dyn ReadWatch>>,
-    ) -> Execution<Self> {
-        let _ = (kernel, event, limits, watch);
-        failed(state, regions, NOT_NOUN)
-    }
-
-    /// Run a Nock event without tracking.
-    fn nock_direct(
-        kernel: Option<&Noun>,
-        event: &Noun,
-        state: &Self,
-        limits: &Limits,
-    ) -> (Outcome, Self) {
-        let _ = (kernel, event, limits);
-        (Err(EventError::Unsupported(NOT_NOUN)), state.clone())
-    }
+        options: &Options,
+    ) -> Execution<Self>;
 }
 
-const NOT_NOUN: &str = "Nock events need a noun state";
-
-const NO_KERNEL: &str = "a Nock event needs a kernel formula";
-
 impl Backend for NounState {
+    type Nock = Noun;
+
     fn to_noun(&self) -> Noun {
         self.0.clone()
     }
@@ -111,37 +157,40 @@ impl Backend for NounState {
         Some(NounState(noun.clone()))
     }
 
-    fn nock_tracked(
+    fn nock_event(noun: Noun) -> Option<Noun> {
+        Some(noun)
+    }
+
+    fn nock_noun(event: &Noun) -> Noun {
+        event.clone()
+    }
+
+    fn execute_nock(
         kernel: Option<&Noun>,
         event: &Noun,
         state: &Self,
         regions: &dyn Regions<Self::Key>,
-        limits: &Limits,
-        watch: Option<Arc<dyn ReadWatch>>,
+        options: &Options,
     ) -> Execution<Self> {
         match kernel {
-            Some(k) => execute_nock_watched(k, event, state, regions, limits, watch),
-            None => failed(state, regions, NO_KERNEL),
-        }
-    }
-
-    fn nock_direct(
-        kernel: Option<&Noun>,
-        event: &Noun,
-        state: &Self,
-        limits: &Limits,
-    ) -> (Outcome, Self) {
-        match kernel {
-            Some(k) => run_nock_direct(k, event, state, limits),
-            None => (Err(EventError::Unsupported(NO_KERNEL)), state.clone()),
+            Some(k) => execute_nock(k, event, state, regions, options),
+            None => Execution {
+                outcome: Err(EventError::NoKernel),
+                access: AccessSet::empty(),
+                writes: Vec::new(),
+                state: state.clone(),
+            },
         }
     }
 }
 
-/// A map state as a noun: the list of `[key value]` pairs in key order.
+/// A map state as a noun: the list of `[key value]` pairs in key order. It
+/// runs no Nock.
 impl Backend for MapState {
+    type Nock = NoNock;
+
     fn to_noun(&self) -> Noun {
-        let mut pairs: Vec<(&MapKey, &Noun)> = self.0.iter().collect();
+        let mut pairs: Vec<(&MapKey, &Noun)> = self.iter().collect();
         pairs.sort_by(|a, b| a.0.cmp(b.0));
         pairs.into_iter().rev().fold(Noun::ZERO, |list, (k, v)| {
             Noun::cell(Noun::cell(k.0.clone(), v.clone()), list)
@@ -149,60 +198,84 @@ impl Backend for MapState {
     }
 
     fn from_noun(noun: &Noun) -> Option<Self> {
-        let mut map = imbl::HashMap::new();
+        let mut pairs = Vec::new();
         let mut cur = noun;
         loop {
             match cur {
-                Noun::Atom(a) if a.is_zero() => return Some(MapState(map)),
+                Noun::Atom(a) if a.is_zero() => return Some(pairs.into_iter().collect()),
                 Noun::Atom(_) => return None,
                 Noun::Cell(c) => {
                     let Noun::Cell(pair) = c.head() else {
                         return None;
                     };
-                    map.insert(MapKey(pair.head().clone()), pair.tail().clone());
+                    pairs.push((MapKey(pair.head().clone()), pair.tail().clone()));
                     cur = c.tail();
                 }
             }
         }
     }
-}
 
-fn failed<S: State>(state: &S, regions: &dyn Regions<S::Key>, why: &'static str) -> Execution<S> {
-    Execution {
-        outcome: Err(EventError::Unsupported(why)),
-        access: spectree_stm::AccessSet::new(regions),
-        writes: Vec::new(),
-        state: state.clone(),
+    fn nock_event(_: Noun) -> Option<NoNock> {
+        None
+    }
+
+    fn nock_noun(event: &NoNock) -> Noun {
+        match *event {}
+    }
+
+    fn execute_nock(
+        _: Option<&Noun>,
+        event: &NoNock,
+        _: &Self,
+        _: &dyn Regions<Self::Key>,
+        _: &Options,
+    ) -> Execution<Self> {
+        match *event {}
     }
 }
 
 /// What every execution of an event needs besides the event and the state:
-/// the region map, the kernel and the fuel per event. Shared by the
-/// [`Processor`](crate::Processor) and the [`SerialProcessor`](crate::SerialProcessor).
-pub struct Machine<S: Backend> {
-    /// The state's commutation points.
+/// the region map, the kernel, and the fuel and memory budget per event.
+/// Shared by the [`Processor`](crate::Processor) and the
+/// [`SerialProcessor`](crate::SerialProcessor).
+pub(crate) struct Executor<S: Backend> {
     pub regions: Arc<dyn Regions<S::Key>>,
-    /// The kernel formula for Nock events.
     pub kernel: Option<Noun>,
-    /// Fuel per Nock event.
     pub fuel: u64,
-    /// Memory budget per Nock event, in bytes.
     pub memory: u64,
 }
 
-impl<S: Backend> Machine<S> {
+impl<S: Backend> Clone for Executor<S> {
+    fn clone(&self) -> Self {
+        Executor {
+            regions: self.regions.clone(),
+            kernel: self.kernel.clone(),
+            fuel: self.fuel,
+            memory: self.memory,
+        }
+    }
+}
+
+impl<S: Backend> Executor<S> {
     fn limits(&self, cancel: Option<CancelToken>) -> Limits {
         Limits::fuel(self.fuel)
             .with_memory(self.memory)
             .with_cancel(cancel)
     }
 
+    fn execute(&self, event: &Event<S>, state: &S, options: &Options) -> Execution<S> {
+        match event {
+            Event::Nock(e) => {
+                S::execute_nock(self.kernel.as_ref(), e, state, &*self.regions, options)
+            }
+            Event::Rust(r) => execute_rust(&**r, state, &*self.regions, options),
+        }
+    }
+
     /// Run `event` against `state` untracked: its outcome and end state.
     pub fn direct(&self, event: &Event<S>, state: &S) -> (Outcome, S) {
-        match event {
-            Event::Nock(e) => S::nock_direct(self.kernel.as_ref(), e, state, &self.limits(None)),
-            Event::Rust(r) => run_rust_direct(&**r, state, &*self.regions),
-        }
+        let run = self.execute(event, state, &Options::direct(self.limits(None)));
+        (run.outcome, run.state)
     }
 
     /// Run `event` against `state`, recording its accesses, telling
@@ -218,21 +291,13 @@ impl<S: Backend> Machine<S> {
         watch: Option<Arc<dyn ReadWatch>>,
         end_state: bool,
     ) -> Execution<S> {
-        match event {
-            Event::Nock(e) => {
-                let limits = self.limits(cancel);
-                S::nock_tracked(
-                    self.kernel.as_ref(),
-                    e,
-                    state,
-                    &*self.regions,
-                    &limits,
-                    watch,
-                )
-            }
-            Event::Rust(r) => {
-                execute_rust_watched(&**r, state, &*self.regions, cancel, watch, end_state)
-            }
+        let mut options = Options::tracked(self.limits(cancel));
+        if let Some(w) = watch {
+            options = options.watch(w);
         }
+        if !end_state {
+            options = options.without_end_state();
+        }
+        self.execute(event, state, &options)
     }
 }

@@ -9,7 +9,10 @@ use spectree_stm::{AccessSet, Key};
 /// Every event is executed at least once; `executions = events +
 /// reexecutions`, and `reexecutions = aborts + failed_validations`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Metrics {
+    /// Wall time of the run.
+    pub elapsed: std::time::Duration,
     /// Events committed.
     pub events: u64,
     /// Executions started and finished or aborted.
@@ -50,6 +53,35 @@ pub struct ChainMeter {
     last_write: Vec<f64>,
     total: f64,
     longest: f64,
+}
+
+impl Metrics {
+    /// Add `other`'s counts to these (for a run made of several streams).
+    pub fn add(&mut self, other: &Metrics) {
+        self.elapsed += other.elapsed;
+        self.events += other.events;
+        self.executions += other.executions;
+        self.reexecutions += other.reexecutions;
+        self.aborts += other.aborts;
+        self.direct += other.direct;
+        self.failed_validations += other.failed_validations;
+        self.commit_stalls += other.commit_stalls;
+        self.width_changes += other.width_changes;
+        self.commit_secs += other.commit_secs;
+        self.naps += other.naps;
+        self.spawns += other.spawns;
+        if self.validation_failures.len() < other.validation_failures.len() {
+            self.validation_failures
+                .resize(other.validation_failures.len(), 0);
+        }
+        for (t, v) in self
+            .validation_failures
+            .iter_mut()
+            .zip(&other.validation_failures)
+        {
+            *t += v;
+        }
+    }
 }
 
 impl ChainMeter {

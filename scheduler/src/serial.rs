@@ -4,62 +4,66 @@
 //! [`Processor`](crate::Processor) must produce exactly its outcomes and
 //! states, for every input.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use spectree_noun::Noun;
 use spectree_stm::Regions;
 
-use crate::event::{Backend, Committed, Event, Machine};
+use crate::event::{Backend, Committed, Event, Executor};
 use crate::metrics::{ChainMeter, Metrics};
 use crate::processor::Run;
 
-/// Runs events one at a time against the committed state.
+/// Runs events one at a time against the committed state. Made by
+/// [`ProcessorBuilder::build_serial`](crate::ProcessorBuilder::build_serial)
+/// or [`Processor::serial`](crate::Processor::serial), so it runs events
+/// exactly as the processor does.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use spectree_noun::Noun;
-/// use spectree_scheduler::{Event, SerialProcessor};
-/// use spectree_stm::{NounState, RegionMap};
+/// use spectree::{Event, NounState, Processor};
+/// use spectree::noun::Noun;
+/// use spectree::stm::RegionMap;
 ///
 /// // Kernel: effects are the event; the state becomes the event.
-/// let kernel: Noun = "[[0 2] 0 2]".parse()?;
-/// let serial = SerialProcessor::new(Arc::new(RegionMap::depth(1)?), Some(kernel), 1000);
-/// let run = serial.run(NounState(Noun::ZERO), (1..=3).map(|n| Event::Nock(Noun::atom(n))));
+/// let serial = Processor::builder(RegionMap::depth(1)?)
+///     .kernel("[[0 2] 0 2]".parse()?)
+///     .build_serial();
+/// let run = serial.run(NounState(Noun::ZERO), (1..=3).map(|n| Event::nock(Noun::atom(n))));
 /// assert_eq!(run.state.0, Noun::atom(3));
 /// assert_eq!(run.outcomes.len(), 3);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SerialProcessor<S: Backend> {
-    machine: Machine<S>,
+    executor: Executor<S>,
+}
+
+impl<S: Backend> std::fmt::Debug for SerialProcessor<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SerialProcessor")
+            .field("fuel", &self.executor.fuel)
+            .field("memory", &self.executor.memory)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: Backend> SerialProcessor<S> {
-    /// A serial processor over `regions` (used only by
-    /// [`analyze`](Self::analyze)), with a kernel for Nock events and the
-    /// fuel each Nock event gets.
-    pub fn new(regions: Arc<dyn Regions<S::Key>>, kernel: Option<Noun>, fuel: u64) -> Self {
-        SerialProcessor {
-            machine: Machine {
-                regions,
-                kernel,
-                fuel,
-                memory: spectree_noun::nock::DEFAULT_MEMORY,
-            },
-        }
+    pub(crate) fn from_executor(executor: Executor<S>) -> Self {
+        SerialProcessor { executor }
     }
 
     /// Run every event, collecting outcomes.
     pub fn run(&self, state: S, events: impl IntoIterator<Item = Event<S>>) -> Run<S> {
+        let start = Instant::now();
         let mut outcomes = Vec::new();
         let state = self.stream(state, events, |c| outcomes.push(c.outcome));
+        let n = outcomes.len() as u64;
+        let metrics = Metrics {
+            events: n,
+            executions: n,
+            direct: n,
+            elapsed: start.elapsed(),
+            ..Metrics::default()
+        };
         Run {
-            metrics: Metrics {
-                events: outcomes.len() as u64,
-                executions: outcomes.len() as u64,
-                direct: outcomes.len() as u64,
-                ..Metrics::default()
-            },
+            metrics,
             state,
             outcomes,
         }
@@ -74,13 +78,9 @@ impl<S: Backend> SerialProcessor<S> {
         mut sink: impl FnMut(Committed<S>),
     ) -> S {
         for (index, event) in events.into_iter().enumerate() {
-            let (outcome, next) = self.machine.direct(&event, &state);
+            let (outcome, next) = self.executor.direct(&event, &state);
             state = next;
-            sink(Committed {
-                index: index as u64,
-                outcome,
-                state: state.clone(),
-            });
+            sink(Committed::new(index as u64, outcome, state.clone()));
         }
         state
     }
@@ -94,17 +94,13 @@ impl<S: Backend> SerialProcessor<S> {
         events: impl IntoIterator<Item = Event<S>>,
         mut sink: impl FnMut(Committed<S>),
     ) -> (S, ChainMeter) {
-        let mut meter = ChainMeter::new(self.machine.regions.count());
+        let mut meter = ChainMeter::new(self.executor.regions.count());
         for (index, event) in events.into_iter().enumerate() {
             let t = Instant::now();
-            let run = self.machine.tracked(&event, &state, None, None, true);
+            let run = self.executor.tracked(&event, &state, None, None, true);
             meter.add(t.elapsed().as_secs_f64(), &run.access);
             state = run.state;
-            sink(Committed {
-                index: index as u64,
-                outcome: run.outcome,
-                state: state.clone(),
-            });
+            sink(Committed::new(index as u64, run.outcome, state.clone()));
         }
         (state, meter)
     }

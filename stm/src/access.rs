@@ -80,9 +80,24 @@ impl<K: Key> AccessSet<K> {
         }
     }
 
+    /// An empty set with no region bits, for executions that record
+    /// nothing (it allocates nothing).
+    pub fn empty() -> Self {
+        AccessSet {
+            reads: Vec::new(),
+            shapes: Vec::new(),
+            writes: Vec::new(),
+            read_bits: BitVec::new(),
+            write_bits: BitVec::new(),
+            read_list: Vec::new(),
+            write_list: Vec::new(),
+            watch: Watch(None),
+        }
+    }
+
     /// Tell `watch` of each region this set reads from now on, the first
     /// time it is read.
-    pub fn set_watch(&mut self, watch: Option<Arc<dyn ReadWatch>>) {
+    pub(crate) fn set_watch(&mut self, watch: Option<Arc<dyn ReadWatch>>) {
         self.watch = Watch(watch);
     }
 
@@ -117,8 +132,15 @@ impl<K: Key> AccessSet<K> {
     }
 
     /// Forget every write (an execution that failed writes nothing). Region
-    /// bits are cleared too.
-    pub fn clear_writes(&mut self) {
+    /// bits are cleared too. Not public: only the executor decides what an
+    /// execution wrote.
+    ///
+    /// ```compile_fail
+    /// fn forget(set: &mut spectree_stm::AccessSet<spectree_noun::Axis>) {
+    ///     set.clear_writes();
+    /// }
+    /// ```
+    pub(crate) fn clear_writes(&mut self) {
         self.writes.clear();
         self.write_bits.fill(false);
         self.write_list.clear();

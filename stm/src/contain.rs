@@ -1,11 +1,18 @@
 //! Containing panics: running code whose panic is an outcome (a Rust
-//! event's, or a store's on a damaged file), not a crash of the process.
+//! event's, or a store's on a damaged file), not a crash of the process;
+//! and locking through the poison such panics leave.
 //!
 //! Invariant: a panic inside [`contain`] reaches the caller as a value and
 //! prints nothing; every other panic is reported as before. The first call
 //! installs a panic hook that stays silent while the panicking thread is
 //! inside `contain` and hands every other panic to the hook that was in
 //! place (so a program's own hook keeps working, if it was set first).
+//!
+//! What it does not cover: a hook set after the first `contain` replaces
+//! this one (contained panics then print); a panic on another thread that
+//! the contained code waits for (rayon `join`) prints there before it is
+//! resumed here and contained; and a panic while unwinding a contained one
+//! aborts the process, as any double panic does.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -45,6 +52,13 @@ pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let result = catch_unwind(AssertUnwindSafe(f));
     QUIET.with(|q| q.set(q.get() - 1));
     result.map_err(|payload| message(&*payload))
+}
+
+/// Lock `m`, ignoring poison: with panics contained as outcomes, a panic
+/// while the lock was held is reported where it happened, and every
+/// critical section of ours leaves its data consistent.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The message of a panic payload (`&str` or `String`; anything else is

@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use spectree_noun::nock::{nock, nock_with, CancelToken, Limits, NockError};
+use spectree_noun::nock::{nock, nock_with, Limits, NockError};
 use spectree_noun::{Axis, Noun};
 use thiserror::Error;
 
@@ -32,26 +32,130 @@ use crate::tracker::{Prov, Tracker};
 
 /// Why an event produced no new state.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum EventError {
-    /// The kernel or event computation failed.
+    /// The kernel or event computation failed (crash, fuel, memory,
+    /// cancellation).
     #[error("nock: {0}")]
     Nock(NockError),
     /// The kernel's product was not a cell `[effects state]`.
     #[error("kernel product is an atom, not [effects state]")]
     BadProduct,
+    /// A Nock event ran without a kernel formula.
+    #[error("a Nock event needs a kernel formula, and none was given")]
+    NoKernel,
     /// A Rust event failed a state access.
     #[error("state: {0}")]
     State(#[from] StateError),
-    /// A Rust event returned an error of its own.
-    #[error("event: {0}")]
-    Failed(String),
+    /// A Rust event refused, with a payload of its own (a code, or any
+    /// noun); see [`EventError::failed`].
+    #[error("event failed: {}", short_noun(.0))]
+    Failed(Noun),
     /// A Rust event panicked; the panic was contained.
     #[error("event panicked: {0}")]
     Panicked(String),
-    /// The event cannot run on this backend (a Nock event needs a kernel
-    /// and a noun state).
-    #[error("unsupported event: {0}")]
-    Unsupported(&'static str),
+}
+
+impl EventError {
+    /// A Rust event's own failure, with `payload` (a number, or any noun
+    /// the caller can tell apart: no string matching, no allocation for an
+    /// atom).
+    ///
+    /// ```
+    /// use spectree_stm::EventError;
+    /// const INSUFFICIENT_FUNDS: u64 = 1;
+    /// let e = EventError::failed(INSUFFICIENT_FUNDS);
+    /// assert_eq!(e.code(), Some(INSUFFICIENT_FUNDS));
+    /// ```
+    pub fn failed(payload: impl Into<Noun>) -> EventError {
+        EventError::Failed(payload.into())
+    }
+
+    /// The payload of [`EventError::Failed`] as a number, when it is one.
+    pub fn code(&self) -> Option<u64> {
+        match self {
+            EventError::Failed(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+}
+
+fn short_noun(n: &Noun) -> String {
+    spectree_noun::to_text_within(n, 200)
+        .unwrap_or_else(|| format!("(a noun with mug {:#x})", n.mug()))
+}
+
+/// How to run one event: its limits (fuel, memory budget, cancellation),
+/// and whether to record its accesses.
+///
+/// ```
+/// use spectree_noun::nock::Limits;
+/// use spectree_stm::Options;
+/// let serial = Options::direct(Limits::fuel(1_000_000));
+/// let speculative = Options::tracked(Limits::fuel(1_000_000));
+/// # let _ = (serial, speculative);
+/// ```
+#[derive(Clone)]
+pub struct Options {
+    limits: Limits,
+    tracked: bool,
+    watch: Option<Arc<dyn ReadWatch>>,
+    end_state: bool,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("limits", &self.limits)
+            .field("tracked", &self.tracked)
+            .field("watched", &self.watch.is_some())
+            .field("end_state", &self.end_state)
+            .finish()
+    }
+}
+
+impl Options {
+    /// Record reads, shapes and writes (for validation and graft), and
+    /// build the end state.
+    pub fn tracked(limits: Limits) -> Options {
+        Options {
+            limits,
+            tracked: true,
+            watch: None,
+            end_state: true,
+        }
+    }
+
+    /// Record nothing: what serial execution does, and what an execution
+    /// that commits directly does. The execution's access set is empty.
+    pub fn direct(limits: Limits) -> Options {
+        Options {
+            tracked: false,
+            ..Options::tracked(limits)
+        }
+    }
+
+    /// Tell `watch` of each region as the execution first reads it
+    /// (tracked executions only).
+    #[must_use]
+    pub fn watch(mut self, watch: Arc<dyn ReadWatch>) -> Options {
+        self.watch = Some(watch);
+        self
+    }
+
+    /// Do not build the end state of a successful tracked Rust event: its
+    /// writes are to be grafted elsewhere (the execution's `state` is then
+    /// the snapshot). Saves building a version nobody uses.
+    #[must_use]
+    pub fn without_end_state(mut self) -> Options {
+        self.end_state = false;
+        self
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
 }
 
 /// One execution of one event against one snapshot.
@@ -59,10 +163,12 @@ pub enum EventError {
 pub struct Execution<S: State> {
     /// The effects, or why there are none.
     pub outcome: Result<Noun, EventError>,
-    /// What the execution read, relied on and wrote.
+    /// What the execution read, relied on and wrote (empty when run
+    /// [direct](Options::direct)).
     pub access: AccessSet<S::Key>,
     /// The writes with their values: disjoint or, where one lies inside
-    /// another, listed after it with a value consistent with it.
+    /// another, listed after it with a value consistent with it (empty when
+    /// run direct).
     pub writes: Writes<S::Key>,
     /// The state the execution left, built on its own snapshot (the
     /// snapshot itself when the event failed).
@@ -93,31 +199,33 @@ pub fn graft<S: State>(state: &S, writes: &[(S::Key, Noun)]) -> Result<S, StateE
     Ok(s)
 }
 
-/// Run Nock event `event` under kernel `kernel` against `state`.
+/// Run Nock event `event` under kernel `kernel` against `state`: the
+/// subject is `[event state]` and the product must be `[effects state']`.
 pub fn execute_nock(
     kernel: &Noun,
     event: &Noun,
     state: &NounState,
     regions: &dyn Regions<Axis>,
-    limits: &Limits,
+    options: &Options,
 ) -> Execution<NounState> {
-    execute_nock_watched(kernel, event, state, regions, limits, None)
-}
-
-/// [`execute_nock`], telling `watch` of each region as it is first read.
-pub fn execute_nock_watched(
-    kernel: &Noun,
-    event: &Noun,
-    state: &NounState,
-    regions: &dyn Regions<Axis>,
-    limits: &Limits,
-    watch: Option<Arc<dyn ReadWatch>>,
-) -> Execution<NounState> {
-    let mut tracker = Tracker::new(regions);
-    tracker.access.set_watch(watch);
     let subject = Noun::cell(event.clone(), state.0.clone());
+    if !options.tracked {
+        let (outcome, end) = match nock(subject, kernel, &options.limits) {
+            Err(e) => (Err(EventError::Nock(e)), state.clone()),
+            Ok(Noun::Atom(_)) => (Err(EventError::BadProduct), state.clone()),
+            Ok(Noun::Cell(c)) => (Ok(c.head().clone()), NounState(c.tail().clone())),
+        };
+        return Execution {
+            outcome,
+            access: AccessSet::empty(),
+            writes: Vec::new(),
+            state: end,
+        };
+    }
+    let mut tracker = Tracker::new(regions);
+    tracker.access.set_watch(options.watch.clone());
     let tag = Prov::pair(Prov::Fresh, Prov::Orig(Axis::ROOT));
-    let run = nock_with(subject, tag, kernel, limits, &mut tracker);
+    let run = nock_with(subject, tag, kernel, &options.limits, &mut tracker);
     let mut writes = Vec::new();
     let mut end = state.clone();
     let outcome = match run {
@@ -144,23 +252,6 @@ pub fn execute_nock_watched(
         access,
         writes,
         state: end,
-    }
-}
-
-/// Run Nock event `event` against `state` without tracking: its outcome and
-/// the state it leaves. This is what serial execution does, and what an
-/// execution that commits directly (nothing is validated against it) does.
-pub fn run_nock_direct(
-    kernel: &Noun,
-    event: &Noun,
-    state: &NounState,
-    limits: &Limits,
-) -> (Result<Noun, EventError>, NounState) {
-    let subject = Noun::cell(event.clone(), state.0.clone());
-    match nock(subject, kernel, limits) {
-        Err(e) => (Err(EventError::Nock(e)), state.clone()),
-        Ok(Noun::Atom(_)) => (Err(EventError::BadProduct), state.clone()),
-        Ok(Noun::Cell(c)) => (Ok(c.head().clone()), NounState(c.tail().clone())),
     }
 }
 
@@ -210,9 +301,13 @@ fn extract_writes(
 
 /// A Rust event: user code run against a [`Tx`].
 ///
-/// Events must be deterministic functions of what they read through the
-/// `Tx`: no clocks, randomness, globals or I/O. That is what makes a
-/// validated speculative execution equal to a serial one.
+/// The contract: an event is a deterministic function of what it reads
+/// through the `Tx` (no clocks, randomness, globals or I/O), which is what
+/// makes a validated speculative execution equal to a serial one. It cannot
+/// see or change its own tracking. A speculative execution may run against
+/// a state that serial order never gives the event; it is discarded before
+/// anything it computed is used, but it must still end (see
+/// [`Tx::aborted`]).
 pub trait RustEvent<S: State>: Send + Sync {
     /// Apply the event, returning its effects.
     ///
@@ -221,34 +316,36 @@ pub trait RustEvent<S: State>: Send + Sync {
     fn apply(&self, tx: &mut Tx<'_, S>) -> Result<Noun, EventError>;
 }
 
-/// Run a Rust event against `state`; a panic becomes the event's error.
+/// Run a Rust event against `state`; a panic becomes the event's error
+/// ([`EventError::Panicked`]), and a failed event leaves the state
+/// unchanged and writes nothing.
 pub fn execute_rust<S: State>(
     event: &dyn RustEvent<S>,
     state: &S,
     regions: &dyn Regions<S::Key>,
+    options: &Options,
 ) -> Execution<S> {
-    execute_rust_watched(event, state, regions, None, None, true)
-}
-
-/// [`execute_rust`], telling `watch` of each region as it is first read and
-/// failing the transaction's accesses once `cancel` is set (the caller
-/// discards such an execution). Without `end_state` the execution's
-/// `state` is left as the snapshot (its writes are to be grafted), which
-/// saves building a new version.
-pub fn execute_rust_watched<S: State>(
-    event: &dyn RustEvent<S>,
-    state: &S,
-    regions: &dyn Regions<S::Key>,
-    cancel: Option<CancelToken>,
-    watch: Option<Arc<dyn ReadWatch>>,
-    end_state: bool,
-) -> Execution<S> {
+    let cancel = options.limits.cancel.clone();
+    if !options.tracked {
+        let mut tx = Tx::untracked(state.clone(), regions).with_cancel(cancel);
+        let outcome = apply_contained(event, &mut tx);
+        let end = match &outcome {
+            Ok(_) => tx.into_state(),
+            Err(_) => state.clone(),
+        };
+        return Execution {
+            outcome,
+            access: AccessSet::empty(),
+            writes: Vec::new(),
+            state: end,
+        };
+    }
     let mut tx = Tx::new(state.clone(), regions).with_cancel(cancel);
     if let Some(access) = tx.access_mut() {
-        access.set_watch(watch);
+        access.set_watch(options.watch.clone());
     }
     let outcome = apply_contained(event, &mut tx);
-    let (end, mut access, mut writes) = if end_state && outcome.is_ok() {
+    let (end, mut access, mut writes) = if options.end_state && outcome.is_ok() {
         tx.finish()
     } else {
         let (access, writes) = tx.finish_writes();
@@ -268,21 +365,6 @@ pub fn execute_rust_watched<S: State>(
         access,
         writes,
         state: end,
-    }
-}
-
-/// Run a Rust event against `state` without tracking: its outcome and the
-/// state it leaves (unchanged when it fails or panics).
-pub fn run_rust_direct<S: State>(
-    event: &dyn RustEvent<S>,
-    state: &S,
-    regions: &dyn Regions<S::Key>,
-) -> (Result<Noun, EventError>, S) {
-    let mut tx = Tx::untracked(state.clone(), regions);
-    let outcome = apply_contained(event, &mut tx);
-    match outcome {
-        Ok(effects) => (Ok(effects), tx.into_state()),
-        Err(e) => (Err(e), state.clone()),
     }
 }
 
@@ -307,7 +389,7 @@ mod tests {
             &n(event),
             &NounState(n(state)),
             &regions,
-            &Limits::fuel(100_000),
+            &Options::tracked(Limits::fuel(100_000)),
         )
     }
 
@@ -377,7 +459,12 @@ mod tests {
     #[test]
     fn a_panicking_rust_event_is_contained() {
         let regions = RegionMap::depth(1).unwrap();
-        let e = execute_rust(&Panics, &NounState(n("[1 2]")), &regions);
+        let e = execute_rust(
+            &Panics,
+            &NounState(n("[1 2]")),
+            &regions,
+            &Options::tracked(Limits::default()),
+        );
         assert_eq!(e.outcome, Err(EventError::Panicked("boom".into())));
         assert!(e.writes.is_empty());
         assert!(e.access.writes().is_empty());

@@ -46,6 +46,21 @@ pub trait Regions<K: Key>: Send + Sync {
     }
 }
 
+/// A shared region map is a region map.
+impl<K: Key, R: Regions<K> + ?Sized> Regions<K> for std::sync::Arc<R> {
+    fn count(&self) -> usize {
+        (**self).count()
+    }
+
+    fn each(&self, key: &K, f: &mut dyn FnMut(usize)) {
+        (**self).each(key, f)
+    }
+
+    fn each_shape(&self, key: &K, f: &mut dyn FnMut(usize)) {
+        (**self).each_shape(key, f)
+    }
+}
+
 /// Why a region map could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RegionError {

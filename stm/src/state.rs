@@ -93,10 +93,45 @@ impl State for NounState {
     }
 }
 
-/// A persistent map from nouns to nouns (`imbl`), for state that is keys and
+/// A persistent map from nouns to nouns, for state that is keys and
 /// values; keys are spread over regions by hash ([`HashRegions`](crate::HashRegions)).
+///
+/// `clone` is O(1) and versions share structure. Build a large one with
+/// `collect` (one pass, in place), not a `put` per key:
+///
+/// ```
+/// use spectree_noun::Noun;
+/// use spectree_stm::{MapKey, MapState, State};
+/// let accounts: MapState = (0..100_000u64)
+///     .map(|k| (MapKey(Noun::atom(k)), Noun::atom(100)))
+///     .collect();
+/// assert_eq!(accounts.len(), 100_000);
+/// assert_eq!(accounts.get(&MapKey(Noun::atom(7))).unwrap(), Some(Noun::atom(100)));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MapState(pub imbl::HashMap<MapKey, Noun>);
+pub struct MapState(imbl::HashMap<MapKey, Noun>);
+
+impl MapState {
+    /// An empty map.
+    pub fn new() -> MapState {
+        MapState::default()
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The pairs, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&MapKey, &Noun)> + '_ {
+        self.0.iter()
+    }
+}
 
 impl State for MapState {
     type Key = MapKey;
@@ -109,6 +144,7 @@ impl State for MapState {
         Ok(MapState(self.0.update(key.clone(), value)))
     }
 
+    /// O(keys): a sum over every pair.
     fn mug(&self) -> u32 {
         // Order-independent: sum of the mugs of the [key value] pairs.
         let sum = self.0.iter().fold(0u64, |acc, (k, v)| {
@@ -132,6 +168,22 @@ impl FromIterator<(MapKey, Noun)> for MapState {
 
 /// A transaction: a view of a snapshot that records what it reads and
 /// writes. Rust events do all their state access through one.
+///
+/// An event sees only [`get`](Self::get), [`put`](Self::put) and
+/// [`aborted`](Self::aborted): it cannot see whether it is tracked, nor
+/// reach what is recorded. Neither of these compiles:
+///
+/// ```compile_fail
+/// fn peek(tx: &mut spectree_stm::Tx<'_, spectree_stm::NounState>) -> bool {
+///     tx.access_mut().is_some()
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn forget(tx: &mut spectree_stm::Tx<'_, spectree_stm::NounState>) {
+///     let _ = tx.finish_writes();
+/// }
+/// ```
 pub struct Tx<'r, S: State> {
     current: S,
     /// A tracked transaction defers its writes: its state is `current` with
@@ -146,9 +198,17 @@ pub struct Tx<'r, S: State> {
     cancel: Option<CancelToken>,
 }
 
+/// Shows nothing an event could use to tell a tracked run from a direct
+/// one.
+impl<S: State> std::fmt::Debug for Tx<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx").finish_non_exhaustive()
+    }
+}
+
 impl<'r, S: State> Tx<'r, S> {
     /// A transaction over `snapshot`.
-    pub fn new(snapshot: S, regions: &'r dyn Regions<S::Key>) -> Self {
+    pub(crate) fn new(snapshot: S, regions: &'r dyn Regions<S::Key>) -> Self {
         Tx {
             current: snapshot,
             overlay: Vec::new(),
@@ -160,7 +220,7 @@ impl<'r, S: State> Tx<'r, S> {
 
     /// A transaction that records nothing, for an execution that commits
     /// directly (no other execution is validated against it).
-    pub fn untracked(snapshot: S, regions: &'r dyn Regions<S::Key>) -> Self {
+    pub(crate) fn untracked(snapshot: S, regions: &'r dyn Regions<S::Key>) -> Self {
         Tx {
             current: snapshot,
             overlay: Vec::new(),
@@ -173,20 +233,32 @@ impl<'r, S: State> Tx<'r, S> {
     /// Check `cancel` at every access (the transaction's safe points): once
     /// it is set, [`get`](Self::get) and [`put`](Self::put) fail with
     /// [`StateError::Aborted`].
-    pub fn with_cancel(mut self, cancel: Option<CancelToken>) -> Self {
+    pub(crate) fn with_cancel(mut self, cancel: Option<CancelToken>) -> Self {
         self.cancel = cancel;
         self
     }
 
     /// The access set being recorded (`None` when untracked).
-    pub fn access_mut(&mut self) -> Option<&mut AccessSet<S::Key>> {
+    pub(crate) fn access_mut(&mut self) -> Option<&mut AccessSet<S::Key>> {
         self.access.as_mut()
     }
 
-    fn aborted(&self) -> Result<(), StateError> {
-        match &self.cancel {
-            Some(c) if c.is_cancelled() => Err(StateError::Aborted),
-            _ => Ok(()),
+    /// Whether this execution has been cancelled: its result will be
+    /// discarded (a write it did not see has committed), so it may stop at
+    /// once, with any error (`Err(StateError::Aborted.into())`). Every
+    /// [`get`](Self::get) and [`put`](Self::put) checks this too; an event
+    /// that computes for long between accesses should poll it. It costs a
+    /// relaxed atomic load, and is `false` in serial execution.
+    #[inline]
+    pub fn aborted(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+    }
+
+    fn check_aborted(&self) -> Result<(), StateError> {
+        if self.aborted() {
+            Err(StateError::Aborted)
+        } else {
+            Ok(())
         }
     }
 
@@ -222,7 +294,7 @@ impl<'r, S: State> Tx<'r, S> {
     /// [`StateError`] where the key cannot exist (that, too, is recorded as
     /// a read: the outcome depends on it).
     pub fn get(&mut self, key: &S::Key) -> Result<Option<Noun>, StateError> {
-        self.aborted()?;
+        self.check_aborted()?;
         if let Some(access) = &mut self.access {
             if !Self::own(access, key) {
                 access.read(key.clone(), self.regions);
@@ -240,7 +312,7 @@ impl<'r, S: State> Tx<'r, S> {
     /// # Errors
     /// [`StateError`] where the key cannot exist (recorded as a read).
     pub fn put(&mut self, key: &S::Key, value: Noun) -> Result<(), StateError> {
-        self.aborted()?;
+        self.check_aborted()?;
         let Some(access) = &mut self.access else {
             self.current = self.current.put(key, value)?;
             return Ok(());
@@ -270,7 +342,7 @@ impl<'r, S: State> Tx<'r, S> {
     /// part of the outer one's value).
     ///
     /// An untracked transaction returns an empty access set and no writes.
-    pub fn finish(mut self) -> (S, AccessSet<S::Key>, Writes<S::Key>) {
+    pub(crate) fn finish(mut self) -> (S, AccessSet<S::Key>, Writes<S::Key>) {
         let (access, writes) = self.finish_writes();
         self.materialize().expect("overlay writes were checked");
         (self.current, access, writes)
@@ -279,7 +351,7 @@ impl<'r, S: State> Tx<'r, S> {
     /// Finish without building the end state: what it accessed, and its
     /// writes with their values. Cheaper than [`finish`](Self::finish)
     /// when the caller grafts the writes elsewhere.
-    pub fn finish_writes(&mut self) -> (AccessSet<S::Key>, Writes<S::Key>) {
+    pub(crate) fn finish_writes(&mut self) -> (AccessSet<S::Key>, Writes<S::Key>) {
         let Some(mut access) = self.access.take() else {
             return (AccessSet::new(self.regions), Vec::new());
         };
@@ -310,7 +382,7 @@ impl<'r, S: State> Tx<'r, S> {
     }
 
     /// Finish, keeping only the state as this transaction left it.
-    pub fn into_state(mut self) -> S {
+    pub(crate) fn into_state(mut self) -> S {
         self.materialize().expect("overlay writes were checked");
         self.current
     }

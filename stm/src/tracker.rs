@@ -99,6 +99,7 @@ impl Prov {
     /// Every state axis this provenance takes a value from, each once.
     /// Shared pair nodes are visited once, so a tag built by repeated
     /// doubling costs its size in memory, not its size as a tree.
+    #[cfg(test)]
     pub fn origins(&self) -> Vec<Axis> {
         let mut out = Vec::new();
         let mut seen = Seen::default();

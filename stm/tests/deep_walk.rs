@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use spectree_noun::nock::Limits;
 use spectree_noun::Noun;
-use spectree_stm::{execute_nock, NounState, RegionMap};
+use spectree_stm::{execute_nock, NounState, Options, RegionMap};
 
 struct Counting;
 
@@ -51,7 +51,7 @@ fn a_tracked_walk_down_a_deep_state_takes_linear_memory() {
         &Noun::ZERO,
         &NounState(state),
         &regions,
-        &Limits::fuel(10_000_000),
+        &Options::tracked(Limits::fuel(10_000_000)),
     );
     assert_eq!(run.outcome, Ok(Noun::ZERO));
     assert_eq!(run.access.shapes().len(), 2 * depth);

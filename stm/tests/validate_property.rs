@@ -177,7 +177,7 @@ fn nock_case(
         .into_iter()
         .map(|(a, v)| (Axis::new(a).unwrap(), v))
         .collect();
-    let limits = Limits::fuel(2_000);
+    let limits = Options::tracked(Limits::fuel(2_000));
     check(
         |s: &NounState| execute_nock(&kernel, &event, s, &regions, &limits),
         &NounState(state),
@@ -223,11 +223,11 @@ impl<S: State> RustEvent<S> for Program<S::Key> {
                 Op::Copy(k, i) => tx.put(&(self.key)(*k), nth(&got, *i))?,
                 Op::Inc(k, i) => match nth(&got, *i) {
                     Noun::Atom(a) => tx.put(&(self.key)(*k), Noun::Atom(a.increment()))?,
-                    Noun::Cell(_) => return Err(EventError::Failed("increment of a cell".into())),
+                    Noun::Cell(_) => return Err(EventError::failed(1u64)),
                 },
                 Op::FailIfCell(i) => {
                     if nth(&got, *i).is_cell() {
-                        return Err(EventError::Failed("a cell".into()));
+                        return Err(EventError::failed(2u64));
                     }
                 }
                 Op::PanicIfThree(i) => {
@@ -264,7 +264,7 @@ fn rust_noun_case(
     };
     let writes: Vec<(Axis, Noun)> = writes.into_iter().map(|(a, v)| (ax(a), v)).collect();
     check(
-        |s: &NounState| execute_rust(&program, s, &regions),
+        |s: &NounState| execute_rust(&program, s, &regions, &Options::tracked(Limits::default())),
         &NounState(state),
         &writes,
         &regions,
@@ -282,7 +282,7 @@ fn rust_map_case(
     let program = Program { ops: program, key };
     let writes: Vec<(MapKey, Noun)> = writes.into_iter().map(|(k, v)| (key(k), v)).collect();
     check(
-        |s: &MapState| execute_rust(&program, s, &regions),
+        |s: &MapState| execute_rust(&program, s, &regions, &Options::tracked(Limits::default())),
         &state,
         &writes,
         &regions,

@@ -357,7 +357,10 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
     #[inline(always)]
     fn allocate(&mut self, bytes: u64) -> Step<()> {
         match self.allocated.checked_add(bytes) {
-            Some(total) if self.stack_bytes() <= self.limits.memory.saturating_sub(total) => {
+            Some(total)
+                if total <= self.limits.memory
+                    && self.stack_bytes() <= self.limits.memory - total =>
+            {
                 self.allocated = total;
                 Ok(())
             }

@@ -41,6 +41,19 @@ pub use hook::{Hook, NoHook};
 
 use crate::{Atom, Noun};
 
+/// The decrement loop, the standard small benchmark: with subject `n`, it
+/// counts from 0 up to `n - 1` and returns that (14 formula evaluations per
+/// iteration).
+pub const DECREMENT: &str = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]";
+
+/// [`DECREMENT`], parsed once.
+pub fn decrement() -> Noun {
+    static FORMULA: std::sync::OnceLock<Noun> = std::sync::OnceLock::new();
+    FORMULA
+        .get_or_init(|| DECREMENT.parse().expect("the decrement formula parses"))
+        .clone()
+}
+
 /// Cancellation is checked at least this often (in steps), besides every call.
 pub const CHECK_INTERVAL: u64 = 1024;
 

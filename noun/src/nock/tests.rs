@@ -20,7 +20,7 @@ fn crashed(subject: &str, formula: &str) -> Crash {
     }
 }
 
-const DEC: &str = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]";
+const DEC: &str = super::DECREMENT;
 
 /// fib(n): a core with payload `[n i a b]` stepping `(a, b) -> (b, a + b)`
 /// until `i == n`; addition is an inner core that increments `a` `b` times.
@@ -511,6 +511,33 @@ fn fuel_bounds_time_on_big_atoms() {
 }
 
 #[test]
+fn comparing_cells_that_hold_big_atoms_is_paid_for_once() {
+    // Two separately built lists whose cells each hold an equal 64 KiB
+    // atom, in different allocations: the comparison is one unit of fuel,
+    // so it must not cost the atoms' size on every cell, nor on every
+    // repetition.
+    let value = num_bigint::BigUint::from(1u8) << (64u32 * 1024 * 8);
+    let list = || {
+        (0..1100).fold(Noun::ZERO, |acc, _| {
+            Noun::cell(Noun::Atom(Atom::from_biguint(value.clone())), acc)
+        })
+    };
+    let start = std::time::Instant::now();
+    let f = Noun::tuple([
+        Noun::atom(5),
+        Noun::cell(Noun::atom(1), list()),
+        Noun::atom(1),
+        list(),
+    ]);
+    assert_eq!(nock(Noun::ZERO, &f, &Limits::fuel(3)), Ok(Noun::ZERO));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn memory_is_budgeted_and_the_stack_counts() {
     // Non-tail recursion without end: the stack, not fuel, runs out first.
     let f = n("[4 2 [0 1] 0 1]");
@@ -528,6 +555,28 @@ fn memory_is_budgeted_and_the_stack_counts() {
         &Limits::fuel(u64::MAX).with_memory(64 * 1000),
     );
     assert!(matches!(r, Err(NockError::OutOfMemory { .. })), "{r:?}");
+    // The last allocation of a run, made with nothing pending, is checked
+    // too: a big increment and a deep edit at the top level.
+    let big = Noun::Atom(Atom::from_biguint(
+        num_bigint::BigUint::from(1u8) << 8000u32,
+    ));
+    let f = Noun::cell(Noun::atom(4), Noun::cell(Noun::atom(1), big));
+    assert!(matches!(
+        nock(Noun::ZERO, &f, &Limits::fuel(1000).with_memory(128)),
+        Err(NockError::OutOfMemory { .. })
+    ));
+    let list = (0..5001).fold(Noun::ZERO, |acc, _| Noun::cell(Noun::ZERO, acc));
+    let axis = Atom::from_biguint((num_bigint::BigUint::from(1u8) << 5000u32) - 1u32);
+    let f = Noun::tuple([
+        Noun::atom(10),
+        Noun::cell(Noun::Atom(axis), n("[1 7]")),
+        Noun::atom(1),
+        list,
+    ]);
+    assert!(matches!(
+        nock(Noun::ZERO, &f, &Limits::fuel(100_000).with_memory(256)),
+        Err(NockError::OutOfMemory { .. })
+    ));
     // Within budget, nothing changes.
     assert_eq!(
         nock(

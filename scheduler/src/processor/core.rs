@@ -11,14 +11,15 @@
 //! - no lock is held while user code runs, except by the commit role while
 //!   it executes the frontier event itself, which nothing else waits for.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use spectree_stm::{graft, AccessSet, Execution, ReadWatch};
 
 use super::adapt::Controller;
 use super::watch::Watch;
-use crate::event::{Backend, Event, Machine, Outcome};
+use crate::event::{Backend, Event, Executor, Outcome};
+pub(crate) use crate::sync::lock;
+use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 /// Slot phases, kept in the low bits of a slot's word beside the index of
 /// the event it holds; comparing whole words rules out ABA across reuse.
@@ -95,7 +96,7 @@ pub(crate) struct Head<S: Backend> {
 
 /// Everything the threads of one run share.
 pub(crate) struct Core<'m, S: Backend> {
-    pub machine: &'m Machine<S>,
+    pub executor: &'m Executor<S>,
     slots: Box<[Slot<S>]>,
     /// Events committed; written only by the commit role.
     pub committed: AtomicUsize,
@@ -121,18 +122,12 @@ pub(crate) struct Core<'m, S: Backend> {
     pub stop: AtomicBool,
 }
 
-/// Lock, ignoring poison: a panic elsewhere is reported separately, and
-/// every critical section leaves its data consistent.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl<'m, S: Backend> Core<'m, S> {
-    pub fn new(machine: &'m Machine<S>, state: S, window: usize, controller: Controller) -> Self {
-        let regions = machine.regions.count();
+    pub fn new(executor: &'m Executor<S>, state: S, window: usize, controller: Controller) -> Self {
+        let regions = executor.regions.count();
         let width = controller.width();
         Core {
-            machine,
+            executor,
             slots: (0..window)
                 .map(|i| Slot {
                     // No event yet: an index this slot will never hold.
@@ -280,7 +275,7 @@ impl<'m, S: Backend> Core<'m, S> {
         } else {
             let watch = slot.watch.clone(); // armed by `claim_and_run`
             let as_read: Arc<dyn ReadWatch> = watch.clone();
-            let exec = self.machine.tracked(
+            let exec = self.executor.tracked(
                 &event,
                 state,
                 Some(watch.cancel.clone()),
@@ -308,11 +303,11 @@ impl<'m, S: Backend> Core<'m, S> {
     /// (version `k`).
     fn frontier(&self, event: &Event<S>, state: &S, k: usize, width: usize) -> Finished<S> {
         if width == 1 {
-            let (outcome, state) = self.machine.direct(event, state);
+            let (outcome, state) = self.executor.direct(event, state);
             Finished::Direct { outcome, state }
         } else {
             Finished::Tracked {
-                exec: self.machine.tracked(event, state, None, None, true),
+                exec: self.executor.tracked(event, state, None, None, true),
                 snapshot: k,
             }
         }

@@ -13,23 +13,25 @@ mod core;
 mod model;
 mod watch;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::any::Any;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
-use spectree_noun::Noun;
 use spectree_stm::Regions;
 
 use self::adapt::Controller;
 use self::core::{lock, Core};
-use crate::config::{Config, ConfigError};
-use crate::event::{Backend, Committed, Event, Machine, Outcome};
+use crate::config::{Config, ProcessorBuilder};
+use crate::event::{Backend, Committed, Event, Executor, Outcome};
 use crate::metrics::Metrics;
+use crate::serial::SerialProcessor;
 
 /// The result of running a whole log.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Run<S> {
     /// The final state.
     pub state: S,
@@ -40,72 +42,67 @@ pub struct Run<S> {
 }
 
 /// Runs a log of events in parallel with results identical to the
-/// [`SerialProcessor`](crate::SerialProcessor)'s.
+/// [`SerialProcessor`]'s. Made by [`Processor::builder`].
 ///
 /// ```
-/// use std::sync::Arc;
-/// use spectree_noun::Noun;
-/// use spectree_scheduler::{Config, Event, Processor, SerialProcessor};
-/// use spectree_stm::{NounState, RegionMap};
+/// use spectree::{Event, NounState, Processor};
+/// use spectree::stm::RegionMap;
 ///
 /// // Kernel: effects 0; write the event at state axis 2.
-/// let kernel: Noun = "[[1 0] 10 [2 0 2] 0 3]".parse()?;
-/// let regions = Arc::new(RegionMap::depth(1)?);
-/// let events = || (0..100).map(|n| Event::Nock(Noun::atom(n)));
+/// let processor = Processor::builder(RegionMap::depth(1)?)
+///     .kernel("[[1 0] 10 [2 0 2] 0 3]".parse()?)
+///     .threads(2)
+///     .build()?;
+/// let events = || (0..100).map(|n| Event::nock(n.into()));
 /// let state = NounState("[0 0]".parse()?);
-///
-/// let processor = Processor::new(regions.clone(), Some(kernel.clone()), Config::threads(2))?;
 /// let run = processor.run(state.clone(), events());
-/// let serial = SerialProcessor::new(regions, Some(kernel), 100_000_000).run(state, events());
+/// let serial = processor.serial().run(state, events());
 /// assert_eq!(run.state, serial.state);
 /// assert_eq!(run.outcomes, serial.outcomes);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Processor<S: Backend> {
-    machine: Machine<S>,
+    executor: Executor<S>,
     config: Config,
-    /// `threads - 1` workers; the calling thread is the last one.
-    pool: Option<rayon::ThreadPool>,
+    /// Where `threads - 1` workers run; the calling thread is the last one.
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl<S: Backend> std::fmt::Debug for Processor<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Processor")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: Backend> Processor<S> {
-    /// A processor over `regions`, with a kernel for Nock events.
-    ///
-    /// # Errors
-    /// [`ConfigError`] for an unusable configuration or when the thread
-    /// pool cannot start.
-    pub fn new(
-        regions: Arc<dyn Regions<S::Key>>,
-        kernel: Option<Noun>,
+    /// A builder for a processor over `regions` (the state's commutation
+    /// points; see [`Regions`]).
+    pub fn builder(regions: impl Regions<S::Key> + 'static) -> ProcessorBuilder<S> {
+        ProcessorBuilder::new(Arc::new(regions))
+    }
+
+    pub(crate) fn from_parts(
+        executor: Executor<S>,
         config: Config,
-    ) -> Result<Self, ConfigError> {
-        config.check()?;
-        let pool = if config.threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(config.threads - 1)
-                    .thread_name(|i| format!("spectree-{i}"))
-                    .build()
-                    .map_err(|e| ConfigError::Pool(e.to_string()))?,
-            )
-        } else {
-            None
-        };
-        Ok(Processor {
-            machine: Machine {
-                regions,
-                kernel,
-                fuel: config.fuel,
-                memory: config.memory,
-            },
+        pool: Option<Arc<rayon::ThreadPool>>,
+    ) -> Self {
+        Processor {
+            executor,
             config,
             pool,
-        })
+        }
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The serial oracle running events exactly as this processor does.
+    pub fn serial(&self) -> SerialProcessor<S> {
+        SerialProcessor::from_executor(self.executor.clone())
     }
 
     /// Run every event, collecting outcomes.
@@ -124,21 +121,24 @@ impl<S: Backend> Processor<S> {
     /// bounded by the window, whatever the length of the stream.
     ///
     /// # Panics
-    /// If `events` or `sink` panics (after stopping the workers). A panic
-    /// inside a Rust event is not a panic here: it is that event's error.
+    /// If `events` or `sink` panics (after stopping the workers), or if a
+    /// worker hits a bug (its panic is resumed here, with its payload). A
+    /// panic inside a Rust event is not a panic here: it is that event's
+    /// error.
     pub fn stream(
         &self,
         state: S,
         events: impl IntoIterator<Item = Event<S>>,
         sink: impl FnMut(Committed<S>),
     ) -> (S, Metrics) {
+        let start = Instant::now();
         let window = self.config.effective_window();
         let controller = Controller::new(window, self.config.threads, self.config.adaptive);
         // Slots beyond the speculation window buffer admitted events and
         // undelivered outputs, so that workers do not run dry while the
         // calling thread is busy executing an event itself.
         let slots = (4 * window).max(64);
-        let core = Core::new(&self.machine, state, slots, controller);
+        let core = Core::new(&self.executor, state, slots, controller);
         let shared = Shared {
             core: &core,
             active: AtomicUsize::new(0),
@@ -147,7 +147,7 @@ impl<S: Backend> Processor<S> {
         };
         let workers = self.config.threads - 1;
         match &self.pool {
-            Some(pool) => pool.in_place_scope(|scope| {
+            Some(pool) if workers > 0 => pool.in_place_scope(|scope| {
                 let mut spawn = || {
                     shared.active.fetch_add(1, Ordering::SeqCst);
                     shared.spawns.fetch_add(1, Ordering::Relaxed);
@@ -156,15 +156,21 @@ impl<S: Backend> Processor<S> {
                 };
                 coordinate(&shared, events, sink, workers, &mut spawn);
             }),
-            None => coordinate(&shared, events, sink, 0, &mut || {}),
+            _ => coordinate(&shared, events, sink, 0, &mut || {}),
         }
-        if let Some(message) = lock(&shared.failure).take() {
-            panic!("spectree worker failed: {message}");
+        if let Some(payload) = shared
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            resume_unwind(payload);
         }
         let head = lock(&core.head);
         let executions = core.executions.load(Ordering::Relaxed);
         let events = head.committed as u64;
         let metrics = Metrics {
+            elapsed: start.elapsed(),
             events,
             executions,
             reexecutions: executions - events,
@@ -188,8 +194,8 @@ struct Shared<'c, 'm, S: Backend> {
     active: AtomicUsize,
     /// Pool workers spawned.
     spawns: AtomicU64,
-    /// A worker's internal panic (a bug), reported by the caller.
-    failure: Mutex<Option<String>>,
+    /// A worker's internal panic (a bug), resumed on the caller's thread.
+    failure: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 impl<S: Backend> Shared<'_, '_, S> {
@@ -222,12 +228,7 @@ impl<S: Backend> Shared<'_, '_, S> {
             }
         }));
         if let Err(payload) = result {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into());
-            *lock(&self.failure) = Some(message);
+            *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
             core.stop.store(true, Ordering::SeqCst);
         }
         self.active.fetch_sub(1, Ordering::SeqCst);
@@ -297,11 +298,7 @@ fn coordinate<S: Backend>(
         }
         // Deliver, in order.
         while let Some((outcome, state)) = core.take_output(delivered) {
-            sink(Committed {
-                index: delivered as u64,
-                outcome,
-                state,
-            });
+            sink(Committed::new(delivered as u64, outcome, state));
             delivered += 1;
             progressed = true;
         }
@@ -349,7 +346,7 @@ fn run_direct<S: Backend>(
             break;
         };
         let k = head.committed;
-        let (outcome, state) = core.machine.direct(&event, &head.state);
+        let (outcome, state) = core.executor.direct(&event, &head.state);
         core.executions.fetch_add(1, Ordering::Relaxed);
         head.direct += 1;
         core.log_direct(&mut head, k);
@@ -360,11 +357,7 @@ fn run_direct<S: Backend>(
         core.committed.store(k + 1, Ordering::SeqCst);
         ran = true;
         let widened = head.controller.on_commit(0);
-        sink(Committed {
-            index: k as u64,
-            outcome,
-            state: head.state.clone(),
-        });
+        sink(Committed::new(k as u64, outcome, head.state.clone()));
         *delivered = k + 1;
         if let Some(w) = widened {
             // Leaving direct execution: executions will start from the

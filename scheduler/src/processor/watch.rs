@@ -10,7 +10,7 @@
 //! access through its `Tx`) and is discarded. Validation at commit still
 //! decides every execution that is not cancelled, exactly.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use spectree_noun::nock::CancelToken;
 use spectree_stm::ReadWatch;

@@ -1,8 +1,8 @@
 //! Run one workload on the speculative processor only, for profilers:
-//! `cargo run --release --example profile_run -- WORKLOAD EVENTS THREADS [serial]`.
+//! `cargo run --release -p spectree-benches --example profile_run -- WORKLOAD EVENTS THREADS [serial]`.
 
-use spectree_scheduler::workload::{AnyWorkload, Params, Workload};
-use spectree_scheduler::{Backend, Config, Processor, SerialProcessor};
+use spectree::Backend;
+use spectree_workloads::{AnyWorkload, Params, Workload};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -10,18 +10,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn go<S: Backend>(w: &Workload<S>, threads: usize, serial: bool, adaptive: bool) {
     let t = std::time::Instant::now();
     if serial {
-        let p = SerialProcessor::new(w.regions.clone(), w.kernel.clone(), w.fuel);
+        let p = w.builder().build_serial();
         let run = p.run(w.state.clone(), w.events());
         println!("serial {:?} mug {:x}", t.elapsed(), run.state.mug());
     } else {
-        let config = Config {
-            threads,
-            fuel: w.fuel,
-            window: 0,
-            adaptive,
-            ..Config::default()
-        };
-        let p = Processor::new(w.regions.clone(), w.kernel.clone(), config).unwrap();
+        let p = w
+            .builder()
+            .threads(threads)
+            .adaptive(adaptive)
+            .build()
+            .unwrap();
         let run = p.run(w.state.clone(), w.events());
         let m = &run.metrics;
         println!(

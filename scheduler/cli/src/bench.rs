@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Backend;
+use spectree::Backend;
+use spectree_workloads::{AnyWorkload, Params, Workload, NAMES};
+
 use crate::run::capacity;
-use crate::workload::{AnyWorkload, Params, Workload, NAMES};
-use crate::{Config, Processor, SerialProcessor};
 
 /// Where and how a report was made.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -70,14 +70,14 @@ pub struct Case {
 
 /// A benchmark report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Report {
+pub struct BenchReport {
     /// The machine and the run.
     pub header: Header,
     /// The matrix, in a stable order.
     pub cases: Vec<Case>,
 }
 
-impl Report {
+impl BenchReport {
     /// The capacity measured for `threads` threads, when the report has it.
     pub fn capacity_at(&self, threads: usize) -> Option<f64> {
         match threads {
@@ -120,9 +120,24 @@ fn events_for(name: &str, quick: bool) -> u64 {
 /// all cores, `repetitions` times each (interleaved, so drift hits all
 /// cases alike). `progress` is told each case as it starts.
 ///
+/// Why the benchmark matrix could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// A processor could not be built.
+    #[error(transparent)]
+    Build(#[from] spectree::BuildError),
+    /// A workload could not be built.
+    #[error(transparent)]
+    Workload(#[from] spectree_workloads::WorkloadError),
+    /// A thread of the capacity measurement could not start.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
 /// # Errors
-/// A message if a processor cannot be built.
-pub fn bench(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Report, String> {
+/// [`BenchError`] if a workload, a processor or a thread cannot start.
+pub fn bench(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<BenchReport, BenchError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let repetitions = if quick { 3 } else { 5 };
     let header = Header {
@@ -131,8 +146,8 @@ pub fn bench(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Report, Stri
         date: now_iso(),
         cores,
         cpu_model: cpu_model(),
-        capacity: capacity(2).map_err(|e| format!("cannot start a thread: {e}"))?,
-        capacity_all: capacity(cores).map_err(|e| format!("cannot start a thread: {e}"))?,
+        capacity: capacity(2).map_err(BenchError::Thread)?,
+        capacity_all: capacity(cores).map_err(BenchError::Thread)?,
         quick,
         repetitions,
     };
@@ -144,32 +159,25 @@ pub fn bench(quick: bool, progress: &mut dyn FnMut(&str)) -> Result<Report, Stri
             events: events_for(name, quick),
             ..Params::default()
         };
-        let w = AnyWorkload::build(name, params).map_err(|e| e.to_string())?;
+        let w = AnyWorkload::build(name, params)?;
         progress(name);
         cases.extend(match &w {
             AnyWorkload::Noun(w) => bench_workload(w, &threads, repetitions)?,
             AnyWorkload::Map(w) => bench_workload(w, &threads, repetitions)?,
         });
     }
-    Ok(Report { header, cases })
+    Ok(BenchReport { header, cases })
 }
 
 fn bench_workload<S: Backend>(
     w: &Workload<S>,
     threads: &[usize],
     repetitions: usize,
-) -> Result<Vec<Case>, String> {
-    let serial = SerialProcessor::new(w.regions.clone(), w.kernel.clone(), w.fuel);
+) -> Result<Vec<Case>, BenchError> {
+    let serial = w.builder().build_serial();
     let processors = threads
         .iter()
-        .map(|&t| {
-            let config = Config {
-                threads: t,
-                fuel: w.fuel,
-                ..Config::default()
-            };
-            Processor::new(w.regions.clone(), w.kernel.clone(), config).map_err(|e| e.to_string())
-        })
+        .map(|&t| w.builder().threads(t).build())
         .collect::<Result<Vec<_>, _>>()?;
     let n = processors.len();
     let mut times = vec![Vec::new(); n + 1];

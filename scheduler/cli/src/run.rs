@@ -11,13 +11,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::event::{Backend, Committed, Outcome};
-use crate::workload::{spin, AnyWorkload, Workload, ITERS_PER_US};
-use crate::{Config, Processor, SerialProcessor};
+use spectree::{Backend, Committed, Outcome};
+use spectree_log::{EventLog, LogError, LogPolicy, LoggedError};
+use spectree_workloads::{spin, AnyWorkload, Workload, ITERS_PER_US};
 
 /// What `spectree run` measured; also its `--json` output.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct RunReport {
     /// Workload name.
     pub workload: String,
     /// Events in the log.
@@ -75,8 +75,8 @@ pub struct Report {
 pub struct RunOptions {
     /// Threads of the speculative run.
     pub threads: usize,
-    /// Speculation window (0: automatic).
-    pub window: usize,
+    /// Speculation window (`None`: automatic).
+    pub window: Option<usize>,
     /// Adaptive speculation.
     pub adaptive: bool,
     /// Draw a progress bar on stderr when it is a terminal.
@@ -84,7 +84,7 @@ pub struct RunOptions {
     /// Measure available parallelism (one more, untimed, serial pass).
     pub analyze: bool,
     /// Log the speculative run's events durably here, with this policy.
-    pub log: Option<(std::path::PathBuf, crate::logged::LogPolicy)>,
+    pub log: Option<(std::path::PathBuf, LogPolicy)>,
     /// Print `ack N` to stdout after every N released outputs (0: never):
     /// what a crash test counts as acknowledged.
     pub ack_every: u64,
@@ -121,6 +121,18 @@ pub fn capacity(threads: usize) -> std::io::Result<f64> {
     }
     ratios.sort_by(f64::total_cmp);
     Ok(ratios[1])
+}
+
+/// The process's address-space limit in bytes (`ulimit -v`), if it has
+/// one.
+pub fn address_space_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` writes one `rlimit` through a valid pointer.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) };
+    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
 /// CPU seconds used by this process so far (all threads).
@@ -211,77 +223,35 @@ impl Progress {
 pub enum RunError {
     /// The processor's configuration is unusable.
     #[error(transparent)]
-    Config(#[from] crate::ConfigError),
+    Config(#[from] spectree::BuildError),
     /// A thread could not start.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
     /// The log could not be created.
     #[error(transparent)]
-    Log(#[from] crate::durable::LogError),
+    Log(#[from] LogError),
     /// The logged run failed.
     #[error(transparent)]
-    Logged(#[from] crate::logged::LoggedError),
+    Logged(#[from] LoggedError),
 }
 
-/// Run `workload` serially and speculatively and compare.
-///
-/// # Errors
-/// [`RunError`] when the processor cannot be configured, a thread cannot
-/// start, or the log cannot be created or written. Everything that can
-/// refuse is checked before the log is created.
-pub fn run(workload: &AnyWorkload, options: &RunOptions) -> Result<Report, RunError> {
-    match workload {
-        AnyWorkload::Noun(w) => run_typed(w, options),
-        AnyWorkload::Map(w) => run_typed(w, options),
-    }
+/// What the speculative run produced.
+struct Speculated<S> {
+    state: S,
+    metrics: spectree::Metrics,
+    digest: (u64, u64),
+    secs: f64,
+    cpu: f64,
 }
 
-fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report, RunError> {
+/// The speculative run, logged when `log` is given.
+fn speculate<S: Backend>(
+    w: &Workload<S>,
+    processor: &spectree::Processor<S>,
+    log: Option<&(EventLog, LogPolicy)>,
+    options: &RunOptions,
+) -> Result<Speculated<S>, RunError> {
     let n = w.params.events;
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    // Everything that can refuse, before any work: the configuration (and
-    // its thread pool), then the log.
-    let config = Config {
-        threads: options.threads,
-        fuel: w.fuel,
-        window: options.window,
-        adaptive: options.adaptive,
-        ..Config::default()
-    };
-    let processor = Processor::new(w.regions.clone(), w.kernel.clone(), config)?;
-    let log = match &options.log {
-        None => None,
-        Some((dir, policy)) => {
-            let log = crate::durable::EventLog::create(dir, &w.identity(), &w.state.to_noun())?;
-            Some((log, *policy))
-        }
-    };
-    let capacity2 = if options.skip_serial {
-        f64::NAN
-    } else {
-        capacity(2).map_err(RunError::Thread)?
-    };
-    let capacity_t = if options.threads == 2 || options.skip_serial {
-        capacity2
-    } else {
-        capacity(options.threads).map_err(RunError::Thread)?
-    };
-
-    let serial = SerialProcessor::new(w.regions.clone(), w.kernel.clone(), w.fuel);
-    let mut digest = Digest::default();
-    let mut bar = Progress::new(options.progress, "serial", n);
-    let (c0, t0) = (cpu_secs(), Instant::now());
-    let serial_events = w
-        .events()
-        .take(if options.skip_serial { 0 } else { n as usize });
-    let serial_state = serial.stream(w.state.clone(), serial_events, |c: Committed<S>| {
-        digest.add(c.index, &c.outcome);
-        bar.tick(c.index + 1);
-    });
-    let (serial_secs, serial_cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
-    bar.finish();
-    let serial_digest = digest.value();
-
     let mut digest = Digest::default();
     let mut bar = Progress::new(options.progress, "speculative", n);
     let (c0, t0) = (cpu_secs(), Instant::now());
@@ -296,20 +266,100 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report
             let _ = out.flush();
         }
     };
-    let (state, metrics) = match &log {
+    let (state, metrics) = match log {
         None => processor.stream(w.state.clone(), w.events(), sink),
         Some((log, policy)) => {
             let events = (0..n).map(|i| {
                 let e = w.event(i);
                 (w.encode(i, &e), e)
             });
-            crate::logged::run_logged(&processor, log, w.state.clone(), events, *policy, sink)?
+            spectree_log::run_logged(processor, log, w.state.clone(), events, *policy, sink)?
         }
     };
-    let (parallel_secs, parallel_cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
+    let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
     bar.finish();
-    let identical =
-        options.skip_serial || (state == serial_state && digest.value() == serial_digest);
+    Ok(Speculated {
+        state,
+        metrics,
+        digest: digest.value(),
+        secs,
+        cpu,
+    })
+}
+
+/// Run `workload` serially and speculatively and compare.
+///
+/// # Errors
+/// [`RunError`] when the processor cannot be configured, a thread cannot
+/// start, or the log cannot be created or written. Everything that can
+/// refuse is checked before the log is created.
+pub fn run(workload: &AnyWorkload, options: &RunOptions) -> Result<RunReport, RunError> {
+    match workload {
+        AnyWorkload::Noun(w) => run_typed(w, options),
+        AnyWorkload::Map(w) => run_typed(w, options),
+    }
+}
+
+fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<RunReport, RunError> {
+    let n = w.params.events;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    // Everything that can refuse, before any work: the configuration (and
+    // its thread pool), then the log.
+    let mut builder = w
+        .builder()
+        .threads(options.threads)
+        .adaptive(options.adaptive);
+    if let Some(window) = options.window {
+        builder = builder.window(window);
+    }
+    let processor = builder.build()?;
+    let serial = processor.serial();
+    let log = match &options.log {
+        None => None,
+        Some((dir, policy)) => {
+            let log = EventLog::create(dir, &w.identity(), &w.state.to_noun())?;
+            Some((log, *policy))
+        }
+    };
+    // A logged run starts logging at once; the serial run it is compared
+    // with comes after. Otherwise the serial run goes first.
+    let logged = log.is_some();
+    let mut speculative = None;
+    if logged {
+        speculative = Some(speculate(w, &processor, log.as_ref(), options)?);
+    }
+    let capacity2 = if options.skip_serial {
+        f64::NAN
+    } else {
+        capacity(2).map_err(RunError::Thread)?
+    };
+    let capacity_t = if options.threads == 2 || options.skip_serial {
+        capacity2
+    } else {
+        capacity(options.threads).map_err(RunError::Thread)?
+    };
+
+    let mut digest = Digest::default();
+    let mut bar = Progress::new(options.progress, "serial", n);
+    let (c0, t0) = (cpu_secs(), Instant::now());
+    let serial_events = w
+        .events()
+        .take(if options.skip_serial { 0 } else { n as usize });
+    let serial_state = serial.stream(w.state.clone(), serial_events, |c: Committed<S>| {
+        digest.add(c.index, &c.outcome);
+        bar.tick(c.index + 1);
+    });
+    let (serial_secs, serial_cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
+    bar.finish();
+    let serial_digest = digest.value();
+
+    let spec = match speculative {
+        Some(s) => s,
+        None => speculate(w, &processor, None, options)?,
+    };
+    let (state, metrics) = (spec.state, spec.metrics);
+    let (parallel_secs, parallel_cpu) = (spec.secs, spec.cpu);
+    let identical = options.skip_serial || (state == serial_state && spec.digest == serial_digest);
 
     let available_parallelism = if options.analyze {
         let (_, meter) = serial.analyze(w.state.clone(), w.events(), |_| {});
@@ -318,7 +368,7 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report
         f64::NAN
     };
     let rate = |secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    Ok(Report {
+    Ok(RunReport {
         workload: w.name.into(),
         events: n,
         threads: options.threads,
@@ -348,7 +398,7 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<Report
 }
 
 /// The readable summary of a report.
-pub fn summary(r: &Report) -> String {
+pub fn summary(r: &RunReport) -> String {
     let pct = |x: u64| 100.0 * x as f64 / r.events.max(1) as f64;
     let mut s = String::new();
     s += &format!(

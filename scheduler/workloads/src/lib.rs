@@ -1,5 +1,6 @@
-//! Built-in workloads, deterministic from a seed, shared by the CLI, the
-//! benches and the fuzz targets.
+//! The built-in workloads of spectree, deterministic from a seed, shared by
+//! the `spectree` tool, the benches, the tests and the fuzz targets (the
+//! harnesses are in the `fuzzing` module, behind the `fuzzing` feature).
 //!
 //! Invariant: a workload's initial state and its `i`-th event depend only
 //! on its [`Params`] and `i`, never on time, threads or what ran before;
@@ -16,25 +17,43 @@
 //! With `faults > 0`, that share of events fails instead: a Rust event that
 //! panics or returns an error, a Nock event that crashes or runs out of fuel.
 
+#![warn(missing_docs)]
+#![deny(missing_debug_implementations)]
+
 mod events;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod rng;
 
 use std::sync::Arc;
 
-use spectree_noun::Noun;
-use spectree_stm::{HashRegions, MapKey, MapState, NounState, RegionMap, Regions};
+use spectree::noun::Noun;
+use spectree::stm::{HashRegions, MapKey, MapState, NounState, RegionMap, Regions};
+use spectree::{Backend, Event, Processor, ProcessorBuilder};
 use thiserror::Error;
 
-pub use events::{spin, NockTouch, Touch, ITERS_PER_US, KERNEL, NOCK_ITERS_PER_US};
+pub use events::{
+    spin, NockTouch, Touch, INJECTED_FAILURE, ITERS_PER_US, KERNEL, NOCK_ITERS_PER_US,
+};
 pub use rng::Rng;
-
-use crate::event::{Backend, Event};
 
 /// The names of the built-in workloads.
 pub const NAMES: [&str; 5] = ["independent", "arvo", "hotspot", "tiny", "kv"];
 
+/// Events a run of workload `name` has by default: 50,000 for
+/// `independent` and `hotspot`, 100,000 for `arvo`, 1,000,000 for `tiny`,
+/// 10,000 for `kv`.
+pub fn default_events(name: &str) -> u64 {
+    match name {
+        "arvo" => 100_000,
+        "tiny" => 1_000_000,
+        "kv" => 10_000,
+        _ => 50_000,
+    }
+}
+
 /// A workload's parameters.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Params {
     /// Number of events.
     pub events: u64,
@@ -121,7 +140,26 @@ pub struct Workload<S: Backend> {
     generate: Arc<dyn Fn(u64) -> Event<S> + Send + Sync>,
 }
 
+impl<S: Backend> std::fmt::Debug for Workload<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workload")
+            .field("name", &self.name)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: Backend> Workload<S> {
+    /// A processor builder set up for this workload: its regions, kernel
+    /// and fuel.
+    pub fn builder(&self) -> ProcessorBuilder<S> {
+        let b = Processor::builder(self.regions.clone()).fuel(self.fuel);
+        match &self.kernel {
+            Some(k) => b.kernel(k.clone()),
+            None => b,
+        }
+    }
+
     /// Event `i`.
     pub fn event(&self, i: u64) -> Event<S> {
         (self.generate)(i)
@@ -137,7 +175,7 @@ impl<S: Backend> Workload<S> {
     /// from the workload's seed by [`decode`](Self::decode).
     pub fn encode(&self, i: u64, event: &Event<S>) -> Noun {
         match event {
-            Event::Nock(f) => Noun::cell(Noun::ZERO, f.clone()),
+            Event::Nock(f) => Noun::cell(Noun::ZERO, S::nock_noun(f)),
             Event::Rust(_) => Noun::cell(Noun::atom(1), Noun::atom(i)),
         }
     }
@@ -146,8 +184,7 @@ impl<S: Backend> Workload<S> {
     /// name and every parameter, from which [`AnyWorkload::from_identity`]
     /// rebuilds it.
     pub fn identity(&self) -> String {
-        let params = serde_json::to_string(&self.params).expect("params serialize");
-        format!("workload {} {params}", self.name)
+        format!("workload {} {}", self.name, self.params.to_text())
     }
 
     /// The event a logged noun stands for.
@@ -161,7 +198,9 @@ impl<S: Backend> Workload<S> {
             return Err(bad());
         };
         match c.head().as_atom().and_then(|a| a.as_u64()) {
-            Some(0) => Ok(Event::Nock(c.tail().clone())),
+            Some(0) => S::nock_event(c.tail().clone())
+                .map(Event::Nock)
+                .ok_or_else(bad),
             Some(1) => {
                 let i = c
                     .tail()
@@ -182,11 +221,48 @@ impl<S: Backend> Workload<S> {
 }
 
 fn short(n: &Noun) -> String {
-    spectree_noun::to_text_within(n, 80).unwrap_or_else(|| "(too large)".into())
+    spectree::noun::to_text_within(n, 80).unwrap_or_else(|| "(too large)".into())
+}
+
+impl Params {
+    /// The parameters as `key=value` words (what [`Params::from_text`]
+    /// reads); floats in a form that reads back exactly.
+    pub fn to_text(&self) -> String {
+        let work = match self.work_us {
+            Some(w) => format!("{:e}", w),
+            None => "default".into(),
+        };
+        format!(
+            "events={} seed={} work={work} faults={:e} keys={} per-event={} hot={:e}",
+            self.events, self.seed, self.faults, self.keys, self.per_event, self.hot
+        )
+    }
+
+    /// Parameters from [`Params::to_text`]'s form; `None` if it is not that.
+    pub fn from_text(text: &str) -> Option<Params> {
+        let mut p = Params::default();
+        let mut seen = 0;
+        for word in text.split(' ') {
+            let (k, v) = word.split_once('=')?;
+            match k {
+                "events" => p.events = v.parse().ok()?,
+                "seed" => p.seed = v.parse().ok()?,
+                "work" if v == "default" => p.work_us = None,
+                "work" => p.work_us = Some(v.parse().ok()?),
+                "faults" => p.faults = v.parse().ok()?,
+                "keys" => p.keys = v.parse().ok()?,
+                "per-event" => p.per_event = v.parse().ok()?,
+                "hot" => p.hot = v.parse().ok()?,
+                _ => return None,
+            }
+            seen += 1;
+        }
+        (seen == 7).then_some(p)
+    }
 }
 
 /// A workload of either state kind.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum AnyWorkload {
     /// Over a noun state.
     Noun(Workload<NounState>),
@@ -237,7 +313,7 @@ impl AnyWorkload {
     pub fn from_identity(identity: &str) -> Option<Result<AnyWorkload, WorkloadError>> {
         let rest = identity.strip_prefix("workload ")?;
         let (name, params) = rest.split_once(' ')?;
-        let params: Params = serde_json::from_str(params).ok()?;
+        let params = Params::from_text(params)?;
         Some(AnyWorkload::build(name, params))
     }
 
@@ -267,8 +343,8 @@ fn tree(depth: u32) -> Noun {
     level
 }
 
-fn leaf(depth: u32, i: u64) -> spectree_noun::Axis {
-    spectree_noun::Axis::new((1u64 << depth) + i).expect("nonzero")
+fn leaf(depth: u32, i: u64) -> spectree::noun::Axis {
+    spectree::noun::Axis::new((1u64 << depth) + i).expect("nonzero")
 }
 
 #[derive(Clone, Copy)]
@@ -304,7 +380,7 @@ fn leaves(
                 Pick::Random => rng.below(n),
             };
             let touch = Touch::rmw(vec![leaf(depth, at)], work_us, rng.next());
-            events::with_fault(Event::Rust(Arc::new(touch)), &mut rng, faults, false)
+            events::with_fault(Event::rust(touch), &mut rng, faults, false)
         }),
     }
 }
@@ -344,10 +420,10 @@ fn arvo(params: Params) -> Workload<NounState> {
                 .collect();
             let nock = rng.below(2) == 0;
             let event = match (nock, writes) {
-                (true, true) => Event::Nock(NockTouch::rmw(&axes, work_us).formula()),
-                (true, false) => Event::Nock(NockTouch::read(&axes, work_us).formula()),
-                (false, true) => Event::Rust(Arc::new(Touch::rmw(axes, work_us, rng.next()))),
-                (false, false) => Event::Rust(Arc::new(Touch::read(axes, work_us, rng.next()))),
+                (true, true) => Event::nock(NockTouch::rmw(&axes, work_us).formula()),
+                (true, false) => Event::nock(NockTouch::read(&axes, work_us).formula()),
+                (false, true) => Event::rust(Touch::rmw(axes, work_us, rng.next())),
+                (false, false) => Event::rust(Touch::read(axes, work_us, rng.next())),
             };
             events::with_fault(event, &mut rng, faults, nock)
         }),
@@ -396,7 +472,7 @@ fn kv(params: Params) -> Result<Workload<MapState>, WorkloadError> {
             let picked = pick_keys(&mut rng, keys, per, hot);
             let keys = picked.into_iter().map(|k| MapKey(Noun::atom(k))).collect();
             let touch = Touch::rmw(keys, work_us, rng.next());
-            events::with_fault(Event::Rust(Arc::new(touch)), &mut rng, faults, false)
+            events::with_fault(Event::rust(touch), &mut rng, faults, false)
         }),
     })
 }

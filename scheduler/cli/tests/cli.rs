@@ -262,7 +262,7 @@ fn trace_errors() {
 
 #[test]
 fn compare_prints_a_table_and_fails_on_regressions() {
-    use spectree_scheduler::report::{Case, Header, Report};
+    use spectree_cli::bench::{BenchReport as Report, Case, Header};
     let report = |spec_secs: [f64; 3]| {
         let case = |engine: &str, threads: usize, runs: [f64; 3]| Case {
             workload: "kv".into(),

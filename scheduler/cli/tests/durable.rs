@@ -8,12 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use spectree_noun::Noun;
-use spectree_scheduler::durable::EventLog;
-use spectree_scheduler::logged::replay;
-use spectree_scheduler::workload::{AnyWorkload, Params, Rng, Workload};
-use spectree_scheduler::{Config, Processor, SerialProcessor};
-use spectree_stm::NounState;
+use spectree::noun::Noun;
+use spectree::NounState;
+use spectree_log::{replay, EventLog};
+use spectree_workloads::{AnyWorkload, Params, Rng, Workload};
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("spectree-durable-{name}-{}", std::process::id()));
@@ -36,10 +34,11 @@ fn tiny(events: u64) -> Workload<NounState> {
 /// Replay `dir` and check it against serial execution of as many events.
 fn replay_equals_serial(dir: &Path, w: &Workload<NounState>) -> u64 {
     let log = EventLog::open_read_only(dir).unwrap();
-    let p = Processor::new(w.regions.clone(), w.kernel.clone(), Config::threads(2)).unwrap();
+    let p = w.builder().threads(2).build().unwrap();
     let r = replay(&p, &log, |n| w.decode(n)).unwrap();
-    let serial = SerialProcessor::new(w.regions.clone(), w.kernel.clone(), w.fuel);
-    let expected = serial.run(w.state.clone(), w.events().take(r.events as usize));
+    let expected = p
+        .serial()
+        .run(w.state.clone(), w.events().take(r.events as usize));
     assert_eq!(
         r.state, expected.state,
         "replay of {} events differs from serial",
@@ -176,7 +175,7 @@ fn flipping_a_bit_inside_a_record_is_named() {
     let mut bytes = std::fs::read(&file).unwrap();
     // Find event 123's payload (the store is copy-on-write, so stale copies
     // may exist too) and flip a bit in every copy.
-    let needle = spectree_noun::jam_bytes(&events[123]);
+    let needle = spectree::noun::jam_bytes(&events[123]);
     let places: Vec<usize> = bytes
         .windows(needle.len())
         .enumerate()

@@ -313,14 +313,23 @@ fn arguments_are_checked_before_any_work() {
         assert!(o.stdout.is_empty(), "{args:?} printed {}", text(&o.stdout));
         clear(&o);
     }
-    // Many threads under a memory limit: a clear error, never a panic.
-    let o = limited(
-        600_000,
-        &["run", "--threads", "1024", "--events", "100"],
-        Duration::from_secs(60),
-    )
-    .expect("ends");
-    clear(&o);
+    // Many threads under a memory limit: a clear error before any thread
+    // starts, never a panic or an abort.
+    for _ in 0..3 {
+        let o = limited(
+            600_000,
+            &["run", "--threads", "1024", "--events", "100"],
+            Duration::from_secs(60),
+        )
+        .expect("ends");
+        clear(&o);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("address space"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
 }
 
 #[test]

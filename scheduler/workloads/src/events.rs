@@ -5,11 +5,12 @@ use std::hint::black_box;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use spectree_noun::{Axis, Noun};
-use spectree_stm::{EventError, Key, RustEvent, State, Tx};
+use spectree::noun::{Axis, Noun};
+use spectree::stm::{EventError, Key, RustEvent, State, Tx};
+use spectree::Backend;
 
 use super::rng::Rng;
-use crate::event::Event;
+use spectree::Event;
 
 /// The kernel of the noun workloads: run the event as a formula on the
 /// subject `[event state]`.
@@ -22,16 +23,7 @@ pub const ITERS_PER_US: f64 = 450.0;
 /// Decrement-loop iterations per microsecond of the interpreter, roughly.
 pub const NOCK_ITERS_PER_US: f64 = 5.0;
 
-/// The Nock decrement loop: with subject `n`, counts from 0 to `n - 1`.
-const DECREMENT: &str = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]";
-
-/// [`DECREMENT`], parsed once.
-fn decrement() -> Noun {
-    static FORMULA: std::sync::OnceLock<Noun> = std::sync::OnceLock::new();
-    FORMULA
-        .get_or_init(|| DECREMENT.parse().expect("decrement parses"))
-        .clone()
-}
+use spectree::noun::nock::decrement;
 
 /// Deterministic busy work: `iters` rounds of xorshift from `seed`.
 pub fn spin(iters: u64, seed: u64) -> u64 {
@@ -180,6 +172,9 @@ pub enum Fault {
     Fail,
 }
 
+/// The payload of an injected failure ([`EventError::failed`]).
+pub const INJECTED_FAILURE: u64 = 0xfa11;
+
 /// A Rust event that runs another, then fails.
 pub struct Faulty<S: State> {
     inner: Arc<dyn RustEvent<S>>,
@@ -192,7 +187,7 @@ impl<S: State> RustEvent<S> for Faulty<S> {
         self.inner.apply(tx)?;
         match self.fault {
             Fault::Panic => panic!("injected panic"),
-            Fault::Fail => Err(EventError::Failed("injected failure".into())),
+            Fault::Fail => Err(EventError::failed(INJECTED_FAILURE)),
         }
     }
 }
@@ -200,7 +195,7 @@ impl<S: State> RustEvent<S> for Faulty<S> {
 /// With probability `faults`, turn `event` into a failing one: a Rust
 /// event panics or fails after running; a Nock event (`nock`) crashes or
 /// runs out of fuel.
-pub(crate) fn with_fault<S: State>(
+pub(crate) fn with_fault<S: Backend>(
     event: Event<S>,
     rng: &mut Rng,
     faults: f64,
@@ -217,13 +212,17 @@ pub(crate) fn with_fault<S: State>(
             _state: PhantomData,
         })),
         Event::Nock(formula) if nock => {
-            if second {
+            let faulty = if second {
                 // A loop of 2^40 iterations: always out of fuel.
-                let dec = decrement();
-                Event::Nock(cell(atom(7), cell(cell(atom(1), atom(1 << 40)), dec)))
+                cell(atom(7), cell(cell(atom(1), atom(1 << 40)), decrement()))
             } else {
                 // Run the event, then take axis 0 of its product: a crash.
-                Event::Nock(cell(atom(7), cell(formula, cell(atom(0), atom(0)))))
+                let formula = S::nock_noun(&formula);
+                cell(atom(7), cell(formula, cell(atom(0), atom(0))))
+            };
+            match S::nock_event(faulty) {
+                Some(e) => Event::Nock(e),
+                None => unreachable!("a backend with Nock events takes any noun"),
             }
         }
         other => other,
@@ -233,7 +232,7 @@ pub(crate) fn with_fault<S: State>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spectree_noun::nock::{nock, Limits};
+    use spectree::noun::nock::{nock, Limits};
 
     #[test]
     fn nock_touch_increments_and_reads() {

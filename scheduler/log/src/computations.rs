@@ -1,4 +1,5 @@
-//! Asynchronous computations: Nock work that leaves the ordered path.
+//! Asynchronous computations: Nock work that leaves the ordered path (the
+//! seed RFC's "asynchronous multiprocessing").
 //!
 //! An event's effects may ask for a computation ([`Request`]: subject,
 //! formula, fuel, wall-clock timeout). A [`Supervisor`] runs it on its own
@@ -21,12 +22,11 @@
 //!   at their next safe point) and settles each as cancelled.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use spectree_noun::nock::{nock, CancelToken, Limits, NockError};
-use spectree_noun::Noun;
+use spectree::noun::nock::{nock, CancelToken, Limits, NockError};
+use spectree::noun::Noun;
 
 /// A computation an event asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,8 +136,15 @@ pub struct Supervisor {
     outstanding: u64,
 }
 
-fn lock(m: &Mutex<Books>) -> std::sync::MutexGuard<'_, Books> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+use spectree::stm::contain::lock;
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("threads", &self.threads.len())
+            .field("outstanding", &self.outstanding)
+            .finish()
+    }
 }
 
 impl Supervisor {
@@ -312,7 +319,7 @@ fn worker(shared: &Shared) {
         let limits = Limits::fuel(r.fuel)
             .with_memory(r.memory)
             .with_cancel(Some(cancel.clone()));
-        let result = catch_unwind(AssertUnwindSafe(|| nock(r.subject, &r.formula, &limits)));
+        let result = spectree::stm::contain::contain(|| nock(r.subject, &r.formula, &limits));
         let done = match result {
             Ok(Ok(p)) => Done::Product(p),
             Ok(Err(NockError::Crash(_))) | Err(_) => Done::Crash,
@@ -345,7 +352,7 @@ mod tests {
         }
     }
 
-    const DEC: &str = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]";
+    const DEC: &str = spectree::noun::nock::DECREMENT;
 
     #[test]
     fn every_request_settles_once_with_its_outcome() {

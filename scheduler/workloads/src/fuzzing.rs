@@ -1,30 +1,28 @@
-//! Fuzzing harnesses: the properties the `fuzz/` targets check, as plain
-//! functions of bytes, so that the committed corpus is replayed by an
-//! ordinary test on stable Rust (`scheduler/tests/fuzz_corpus.rs`).
+//! The properties the `determinism` and `tracking` fuzz targets check, as
+//! plain functions of bytes (the `cue` and `nock` ones are in
+//! `spectree_noun::fuzzing`), so that the committed corpus is replayed by
+//! an ordinary test on stable Rust (this module's tests).
 //!
 //! Each harness returns normally for every input that upholds its
 //! property and panics (with what differed) when the property fails. Input
 //! bytes are decoded with [`arbitrary::Unstructured`]; running out of bytes
 //! just ends the decoding early.
 
-use std::sync::Arc;
-
 use arbitrary::Unstructured;
-use spectree_noun::nock::{nock, Limits};
-use spectree_noun::{cue_bytes, jam_bytes, Axis, Noun};
-use spectree_stm::{
-    execute_nock, execute_rust, graft, validate, AccessSet, EventError, NounState, RegionMap,
-    Regions, RustEvent, State, Tx,
+use spectree::noun::nock::Limits;
+use spectree::noun::{cue_bytes, Axis, Noun};
+use spectree::stm::{
+    execute_nock, execute_rust, graft, validate, AccessSet, EventError, NounState, Options,
+    RegionMap, RustEvent, State, Tx,
 };
+use spectree::{Config, Event, Processor};
 
-use crate::event::Event;
-use crate::workload::{NockTouch, KERNEL};
-use crate::{Config, Processor, SerialProcessor};
+use crate::{NockTouch, KERNEL};
 
 /// Let the panics that fuzzed Rust events raise on purpose (and that the
 /// processor contains) pass quietly, keeping the installed hook for every
-/// other panic. libFuzzer's hook aborts on any panic, contained or not, so
-/// the fuzz targets call this first.
+/// other panic. The processor's containment is already silent; this also
+/// covers harness code that runs events outside it.
 pub fn contain_fuzzed_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -44,28 +42,8 @@ pub fn contain_fuzzed_panics() {
 /// The message of a fuzzed event's deliberate panic.
 pub const FUZZED_PANIC: &str = "fuzzed panic";
 
-/// `cue`: arbitrary bytes never panic; what decodes re-encodes to bytes
-/// that decode to the same noun.
-pub fn cue(data: &[u8]) {
-    if let Ok(noun) = cue_bytes(data) {
-        let again = cue_bytes(&jam_bytes(&noun)).expect("jam output always decodes");
-        assert_eq!(again, noun, "jam then cue changed the noun");
-    }
-}
-
-/// `nock`: an arbitrary subject and formula (jammed, split by the first
-/// byte) with 10,000 fuel never panic, overflow the stack or hang.
-pub fn nock_run(data: &[u8]) {
-    let Some((&first, rest)) = data.split_first() else {
-        return;
-    };
-    let (a, b) = rest.split_at(usize::from(first).min(rest.len()));
-    let subject = cue_bytes(a).unwrap_or(Noun::ZERO);
-    let Ok(formula) = cue_bytes(b) else {
-        return;
-    };
-    let _ = nock(subject, &formula, &Limits::fuel(10_000));
-}
+/// The payload of a fuzzed event's deliberate failure.
+pub const FUZZED_FAILURE: u64 = 0xf022;
 
 /// One step of a fuzzed Rust event.
 #[derive(Debug, Clone)]
@@ -92,7 +70,7 @@ impl RustEvent<NounState> for Program {
                 }
                 Op::Put(a) => tx.put(a, Noun::atom(acc % 1000))?,
                 Op::Panic => std::panic::panic_any(FUZZED_PANIC),
-                Op::Fail => return Err(EventError::Failed("fuzzed failure".into())),
+                Op::Fail => return Err(EventError::failed(FUZZED_FAILURE)),
             }
         }
         Ok(Noun::atom(acc % 1000))
@@ -151,22 +129,22 @@ fn event(u: &mut Unstructured<'_>, depth: u32) -> arbitrary::Result<Event<NounSt
                     })
                 })
                 .collect::<arbitrary::Result<_>>()?;
-            Event::Rust(Arc::new(Program(ops)))
+            Event::rust(Program(ops))
         }
         5..=7 => {
             let axes: Vec<Axis> = (0..u.int_in_range(1..=3)?)
                 .map(|_| axis(u, depth))
                 .collect::<arbitrary::Result<_>>()?;
             if u.ratio(1, 4)? {
-                Event::Nock(NockTouch::read(&axes, 0.0).formula())
+                Event::nock(NockTouch::read(&axes, 0.0).formula())
             } else {
-                Event::Nock(NockTouch::rmw(&axes, 0.0).formula())
+                Event::nock(NockTouch::rmw(&axes, 0.0).formula())
             }
         }
         // Arbitrary formulas: mostly crashes; some run out of fuel.
         _ => {
             let len = u.int_in_range(0..=24)?;
-            Event::Nock(cue_bytes(u.bytes(len)?).unwrap_or(Noun::ZERO))
+            Event::nock(cue_bytes(u.bytes(len)?).unwrap_or(Noun::ZERO))
         }
     })
 }
@@ -184,13 +162,15 @@ fn case(data: &[u8]) -> arbitrary::Result<Case> {
     let depth = u.int_in_range(0..=5u32)?;
     let state = NounState(state(&mut u, depth)?);
     let regions = regions(&mut u, depth)?;
-    let config = Config {
-        threads: u.int_in_range(1..=4)?,
-        fuel: 2_000,
-        window: u.int_in_range(0..=8)?,
-        adaptive: u.arbitrary()?,
-        ..Config::default()
+    let mut config = Config::default();
+    config.threads = u.int_in_range(1..=4)?;
+    config.fuel = 2_000;
+    // 0: automatic; below 2 means 2 (how the corpus was made).
+    config.window = match u.int_in_range(0..=8usize)? {
+        0 => None,
+        w => Some(w.max(2)),
     };
+    config.adaptive = u.arbitrary()?;
     let mut events = Vec::new();
     while events.len() < 48 && !u.is_empty() {
         events.push(event(&mut u, depth)?);
@@ -220,10 +200,14 @@ pub fn determinism_counted(data: &[u8]) -> usize {
         return 0;
     };
     let kernel: Noun = KERNEL.parse().expect("kernel parses");
-    let regions: Arc<dyn Regions<Axis>> = Arc::new(c.regions);
-    let serial = SerialProcessor::new(regions.clone(), Some(kernel.clone()), c.config.fuel);
-    let expected = serial.run(c.state.clone(), c.events.iter().cloned());
-    let processor = Processor::new(regions, Some(kernel), c.config.clone()).expect("valid config");
+    let processor = Processor::builder(c.regions)
+        .kernel(kernel)
+        .config(c.config.clone())
+        .build()
+        .expect("valid config");
+    let expected = processor
+        .serial()
+        .run(c.state.clone(), c.events.iter().cloned());
     let got = processor.run(c.state, c.events.iter().cloned());
     assert_eq!(
         got.outcomes, expected.outcomes,
@@ -250,10 +234,10 @@ pub fn tracking(data: &[u8]) {
         return;
     };
     let kernel: Noun = KERNEL.parse().expect("kernel parses");
-    let limits = Limits::fuel(2_000);
+    let options = Options::tracked(Limits::fuel(2_000));
     let run = |s: &NounState| match &ev {
-        Event::Nock(e) => execute_nock(&kernel, e, s, &regions, &limits),
-        Event::Rust(r) => execute_rust(&**r, s, &regions),
+        Event::Nock(e) => execute_nock(&kernel, e, s, &regions, &options),
+        Event::Rust(r) => execute_rust(&**r, s, &regions, &options),
     };
     let first = run(&old);
     // The concurrent writes, as committed by some other event.
@@ -295,4 +279,75 @@ fn tracking_case(data: &[u8]) -> arbitrary::Result<TrackingCase> {
         })
         .collect::<arbitrary::Result<_>>()?;
     Ok((old, regions, ev, committed))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Replays every committed corpus file (`fuzz/corpus/<target>/`) and
+    //! saved crash (`fuzz/regressions/<target>/`) of the `determinism` and
+    //! `tracking` targets, on stable Rust, then a short deterministic sweep
+    //! of pseudo-random inputs.
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::Rng;
+
+    type Harness = fn(&[u8]);
+
+    const TARGETS: [(&str, Harness); 2] = [("determinism", determinism), ("tracking", tracking)];
+
+    fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<_> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn every_corpus_file_and_saved_crash_replays() {
+        contain_fuzzed_panics();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        for (target, harness) in TARGETS {
+            let corpus = files(&root.join("corpus").join(target));
+            assert!(!corpus.is_empty(), "no corpus for {target}");
+            for path in corpus
+                .iter()
+                .chain(&files(&root.join("regressions").join(target)))
+            {
+                harness(&std::fs::read(path).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn a_pseudo_random_sweep_upholds_both_properties() {
+        contain_fuzzed_panics();
+        for (target, harness) in TARGETS {
+            for i in 0..150u64 {
+                let mut rng = Rng::at(0x5eed, i);
+                let len = [4, 16, 64, 256][(i % 4) as usize];
+                let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let r = std::panic::catch_unwind(|| harness(&data));
+                assert!(r.is_ok(), "{target}: input {i} ({data:02x?}) failed");
+            }
+        }
+    }
+
+    #[test]
+    fn random_inputs_decode_to_real_batches() {
+        contain_fuzzed_panics();
+        let mut events = 0;
+        for i in 0..40u64 {
+            let mut rng = Rng::at(0xba7c, i);
+            let data: Vec<u8> = (0..256).map(|_| rng.next() as u8).collect();
+            events += determinism_counted(&data);
+        }
+        assert!(
+            events >= 40 * 5,
+            "only {events} events decoded from 40 inputs"
+        );
+    }
 }

@@ -9,8 +9,8 @@
 //!   commit: one sync per batch).
 //! - **A log is whole from its first instant.** [`EventLog::create`] builds
 //!   the file under a temporary name (its header and its initial snapshot,
-//!   synced) and renames it into place: a crash leaves either no log or a
-//!   valid empty one.
+//!   synced) and links it into place (a link never replaces an existing
+//!   file): a crash leaves either no log or a valid empty one.
 //! - **Nothing is written before every refusal.** Creating refuses an
 //!   existing log, and opening checks the format, the header's digest and
 //!   the numbering, before anything is written; a reader
@@ -25,22 +25,24 @@
 //!   damaged snapshot is reported and the next older one used (the log
 //!   still holds every event after it).
 //! - **One writer.** Writers hold an exclusive lock on `DIR/LOCK`, readers
-//!   a shared one; a second writer, or a reader beside a writer, is refused.
+//!   a shared one (made if missing, where the directory allows); a second
+//!   writer, or a reader beside a writer, is refused. Appends within one
+//!   process are serialised.
 //! - **The store's panics are errors.** redb asserts on some damaged files;
 //!   every store call (and dropping the store) is contained, silently, and
 //!   reported as [`LogError::Damaged`].
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, StorageBackend, TableDefinition};
-use spectree_noun::{cue_bytes, jam_bytes, CueError, Noun};
-use spectree_stm::contain::contain;
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use spectree::noun::{cue_bytes, jam_bytes, CueError, Noun};
+use spectree::stm::contain::contain;
 use thiserror::Error;
+
+use crate::overlay::ReadOnlyFile;
 
 /// The on-disk format this version writes and reads.
 ///
@@ -249,8 +251,20 @@ fn lock_dir(dir: &Path, exclusive: bool) -> Result<DirLock, LogError> {
             .write(true)
             .open(&path)
     } else {
+        // Readers lock too, creating the lock file if they may; only where
+        // they cannot (a read-only directory) do they go without.
         match File::open(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirLock(None)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                {
+                    Ok(f) => Ok(f),
+                    Err(_) => return Ok(DirLock(None)),
+                }
+            }
             other => other,
         }
     };
@@ -274,6 +288,8 @@ fn lock_dir(dir: &Path, exclusive: bool) -> Result<DirLock, LogError> {
 /// threads: appends and snapshot writes are serialised by the store.
 pub struct EventLog {
     db: Store,
+    /// Held while appending, so that numbering and inserting are one step.
+    appending: std::sync::Mutex<()>,
     path: PathBuf,
     key: u64,
     identity: String,
@@ -374,14 +390,27 @@ impl EventLog {
         File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &file).map_err(io(&file))?;
+        // A link, not a rename: it never replaces a log that appeared in
+        // the meantime (made by a process that ignores the lock).
+        match std::fs::hard_link(&tmp, &file) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(LogError::Exists {
+                    path: dir.to_path_buf(),
+                });
+            }
+            other => other.map_err(io(&file))?,
+        }
+        std::fs::remove_file(&tmp).map_err(io(&tmp))?;
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io(dir))?;
         Self::open_locked(dir, lock, false)
     }
 
-    /// Open the log in `dir` for appending.
+    /// Open the log in `dir` for appending. Every check (format, header,
+    /// numbering) is made through a read-only view first, so a log that is
+    /// refused is not written (redb writes even to open a file writable).
     ///
     /// # Errors
     /// [`LogError::Missing`] if there is none; [`LogError::Locked`] if
@@ -395,6 +424,7 @@ impl EventLog {
             });
         }
         let lock = lock_dir(dir, true)?;
+        drop(Self::open_locked(dir, DirLock(None), true)?);
         Self::open_locked(dir, lock, false)
     }
 
@@ -433,6 +463,7 @@ impl EventLog {
         })?;
         let mut log = EventLog {
             db,
+            appending: std::sync::Mutex::new(()),
             path,
             key: 0,
             identity: String::new(),
@@ -577,7 +608,7 @@ impl EventLog {
     }
 
     /// Append `events` in one durable transaction; returns the number of
-    /// the first. Only one thread may append at a time.
+    /// the first. Appends from several threads are serialised.
     ///
     /// # Errors
     /// [`LogError::Store`] if the write or its sync fails (nothing of the
@@ -593,6 +624,7 @@ impl EventLog {
     /// As [`append`](Self::append).
     pub fn append_jammed(&self, events: &[Vec<u8>]) -> Result<u64, LogError> {
         self.writable()?;
+        let _appending = spectree::stm::contain::lock(&self.appending);
         contained(&self.path, || {
             let first = self.len();
             let txn = self.db.get().begin_write().map_err(|e| self.store(e))?;
@@ -703,123 +735,6 @@ impl Store {
 /// A snapshot as stored: `[mug state]`.
 fn snapshot_record(state: &Noun) -> Noun {
     Noun::cell(Noun::atom(u64::from(state.mug())), state.clone())
-}
-
-/// Bytes per page of the in-memory overlay.
-const PAGE: u64 = 4096;
-
-/// A file opened for reading, presented to redb as writable storage whose
-/// writes land in memory (copy-on-write pages): the file never changes.
-#[derive(Debug)]
-struct ReadOnlyFile {
-    file: Mutex<File>,
-    overlay: Mutex<Overlay>,
-}
-
-#[derive(Debug)]
-struct Overlay {
-    /// The storage's length as redb sees it.
-    len: u64,
-    /// Bytes of the file at or past this offset read as zero (the storage
-    /// was shortened below it at some point).
-    file_len: u64,
-    pages: HashMap<u64, Box<[u8]>>,
-}
-
-impl ReadOnlyFile {
-    fn open(path: &Path) -> std::io::Result<ReadOnlyFile> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        if len == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "the file is empty: not an event log",
-            ));
-        }
-        Ok(ReadOnlyFile {
-            file: Mutex::new(file),
-            overlay: Mutex::new(Overlay {
-                len,
-                file_len: len,
-                pages: HashMap::new(),
-            }),
-        })
-    }
-
-    /// Read `out.len()` bytes of the file at `offset`, zeros past its end.
-    fn read_file(&self, offset: u64, out: &mut [u8], file_len: u64) -> std::io::Result<()> {
-        out.fill(0);
-        if offset >= file_len {
-            return Ok(());
-        }
-        let n = (file_len - offset).min(out.len() as u64) as usize;
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.seek(SeekFrom::Start(offset))?;
-        file.read_exact(&mut out[..n])
-    }
-}
-
-impl StorageBackend for ReadOnlyFile {
-    fn len(&self) -> std::io::Result<u64> {
-        Ok(self.overlay.lock().unwrap_or_else(|e| e.into_inner()).len)
-    }
-
-    fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        let overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
-        let end = offset
-            .checked_add(len as u64)
-            .filter(|&e| e <= overlay.len)
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
-        let mut out = vec![0u8; len];
-        self.read_file(offset, &mut out, overlay.file_len)?;
-        for page in offset / PAGE..end.div_ceil(PAGE) {
-            if let Some(data) = overlay.pages.get(&page) {
-                let start = (page * PAGE).max(offset);
-                let stop = ((page + 1) * PAGE).min(end);
-                out[(start - offset) as usize..(stop - offset) as usize].copy_from_slice(
-                    &data[(start - page * PAGE) as usize..(stop - page * PAGE) as usize],
-                );
-            }
-        }
-        Ok(out)
-    }
-
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
-        if len < overlay.len {
-            overlay.file_len = overlay.file_len.min(len);
-            overlay.pages.retain(|&p, _| p * PAGE < len);
-            if let Some(data) = overlay.pages.get_mut(&(len / PAGE)) {
-                data[(len % PAGE) as usize..].fill(0);
-            }
-        }
-        overlay.len = len;
-        Ok(())
-    }
-
-    fn sync_data(&self, _: bool) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
-        let end = offset + data.len() as u64;
-        for page in offset / PAGE..end.div_ceil(PAGE) {
-            if !overlay.pages.contains_key(&page) {
-                let mut fresh = vec![0u8; PAGE as usize].into_boxed_slice();
-                let visible = overlay.len.min(overlay.file_len);
-                self.read_file(page * PAGE, &mut fresh, visible)?;
-                overlay.pages.insert(page, fresh);
-            }
-            let buf = overlay.pages.get_mut(&page).expect("inserted above");
-            let start = (page * PAGE).max(offset);
-            let stop = ((page + 1) * PAGE).min(end);
-            buf[(start - page * PAGE) as usize..(stop - page * PAGE) as usize]
-                .copy_from_slice(&data[(start - offset) as usize..(stop - offset) as usize]);
-        }
-        overlay.len = overlay.len.max(end);
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -1026,6 +941,30 @@ mod tests {
             matches!(err, LogError::NewerFormat { found: 3, .. }),
             "{err}"
         );
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn a_refused_writable_open_writes_nothing_even_to_a_crashed_file() {
+        let d = dir("refused-open");
+        std::fs::create_dir_all(&d).unwrap();
+        let crashed = {
+            // A format-1 log, copied while its writer had it open.
+            let db = Database::create(d.join(FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("workload", "kv")
+                .unwrap();
+            txn.commit().unwrap();
+            let bytes = std::fs::read(d.join(FILE)).unwrap();
+            drop(db);
+            bytes
+        };
+        std::fs::write(d.join(FILE), &crashed).unwrap();
+        let err = EventLog::open(&d).unwrap_err();
+        assert!(matches!(err, LogError::OlderFormat { .. }), "{err}");
+        assert_eq!(std::fs::read(d.join(FILE)).unwrap(), crashed);
         std::fs::remove_dir_all(&d).ok();
     }
 

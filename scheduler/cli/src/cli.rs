@@ -1,197 +1,18 @@
-//! The `spectree` command-line tool.
-//!
-//! Exit status: 0 success; 1 a Nock crash, or a failure of the log or the
-//! system; 2 unusable input (a parse error naming the position, or bad
-//! arguments); 3 out of fuel or memory budget; 4 speculative results differ
-//! from serial (`run`, `bench`); 5 a regression beyond the threshold
-//! (`compare --fail-above`).
+//! The `spectree` commands: what each does with its arguments, and the
+//! one exit status each failure maps to ([`Exit`]).
 
 use std::ffi::OsString;
 use std::io::Write;
 
-use clap::{Parser, Subcommand};
-use spectree_noun::nock::{nock, Limits, NockError};
-use spectree_noun::{cue, jam, parse, to_text_within, Axis, Noun, ParseError};
-use spectree_stm::{execute_nock, EventError, NounState, RegionMap};
+use clap::Parser;
+use spectree::noun::nock::{nock, Limits, NockError};
+use spectree::noun::{
+    cue, cue_bytes, jam, jam_bytes, parse, to_text_within, Axis, Noun, ParseError,
+};
+use spectree::stm::{execute_nock, EventError, NounState, Options, RegionMap};
 
-/// Exit status for a Nock crash.
-pub const EXIT_CRASH: i32 = 1;
-/// Exit status for unusable input.
-pub const EXIT_USAGE: i32 = 2;
-/// Exit status for a computation that ran out of fuel or memory budget.
-pub const EXIT_FUEL: i32 = 3;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "spectree",
-    version,
-    about = "Process an ordered log of events in parallel, with results identical to serial execution",
-    args_conflicts_with_subcommands = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Noun utilities: jam, cue, mug.
-    Noun {
-        #[command(subcommand)]
-        op: NounOp,
-    },
-    /// Compute *[SUBJECT FORMULA] and print the product.
-    Nock {
-        /// The subject, in noun syntax (e.g. '[1 2]').
-        subject: String,
-        /// The formula, in noun syntax (e.g. '[0 3]').
-        formula: String,
-        /// Maximum number of formula evaluations (plus size charges).
-        #[arg(long, default_value_t = 100_000_000)]
-        fuel: u64,
-        /// Memory budget in bytes (cells built, big atoms, the stack).
-        #[arg(long, default_value_t = spectree_noun::nock::DEFAULT_MEMORY)]
-        memory: u64,
-    },
-    /// Run one Nock event against a state and print what it read and wrote.
-    Trace {
-        /// The state, in noun syntax.
-        #[arg(long)]
-        state: String,
-        /// The kernel formula; it gets the subject [EVENT STATE] and must
-        /// produce [effects new-state].
-        #[arg(long)]
-        kernel: String,
-        /// The event, in noun syntax.
-        #[arg(long)]
-        event: String,
-        /// Regions: `depth:D` (every subtree at depth D) or `axes:A,B,...`.
-        #[arg(long, default_value = "depth:2")]
-        regions: String,
-        /// Maximum number of formula evaluations (plus size charges).
-        #[arg(long, default_value_t = 100_000_000)]
-        fuel: u64,
-        /// Memory budget in bytes (cells built, big atoms, the stack).
-        #[arg(long, default_value_t = spectree_noun::nock::DEFAULT_MEMORY)]
-        memory: u64,
-    },
-    /// Run the main job: a workload serially and speculatively, compare
-    /// the results and report the speedup (the default command).
-    Run(RunArgs),
-    /// Run the benchmark matrix (every workload, serial and speculative at
-    /// 1, 2 and all cores, repeated) and write a JSON report.
-    Bench {
-        /// The short profile: a tenth of the events, three repetitions.
-        #[arg(long)]
-        quick: bool,
-        /// Where to write the report.
-        #[arg(long, value_name = "FILE", default_value = "spectree-bench.json")]
-        out: std::path::PathBuf,
-    },
-    /// Replay a log written by `spectree run --log DIR` and print the event
-    /// count and the final state's mug (equal to the run's).
-    Replay {
-        /// The log's directory.
-        dir: std::path::PathBuf,
-        /// Threads of the replay.
-        #[arg(long)]
-        threads: Option<usize>,
-    },
-    /// Compare two reports written by `spectree bench`.
-    Compare {
-        /// The baseline report.
-        old: std::path::PathBuf,
-        /// The report to judge.
-        new: std::path::PathBuf,
-        /// Also draw speedup against threads per workload to this SVG file.
-        #[arg(long, value_name = "FILE.svg")]
-        plot: Option<std::path::PathBuf>,
-        /// Exit 5 if any case got worse by more than PCT percent, beyond
-        /// the noise of both reports.
-        #[arg(long, value_name = "PCT")]
-        fail_above: Option<f64>,
-    },
-}
-
-/// Arguments of `spectree run`.
-#[derive(clap::Args, Debug, Clone)]
-struct RunArgs {
-    /// The workload: independent, arvo, hotspot, tiny or kv.
-    #[arg(long, default_value = "arvo")]
-    workload: String,
-    /// Number of events (default: 50,000 for independent and hotspot,
-    /// 100,000 for arvo, 1,000,000 for tiny, 10,000 for kv).
-    #[arg(long)]
-    events: Option<u64>,
-    /// Threads of the speculative run (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Seed of the workload's random choices.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Also write the figures as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    json: Option<std::path::PathBuf>,
-    /// Work per event in microseconds (default: the workload's).
-    #[arg(long, value_name = "US")]
-    work: Option<f64>,
-    /// kv: number of keys.
-    #[arg(long, default_value_t = 1000)]
-    keys: u64,
-    /// kv: keys each event reads then writes.
-    #[arg(long, default_value_t = 2)]
-    per_event: u64,
-    /// kv: share of key picks that go to one hot key (0 to 1).
-    #[arg(long, default_value_t = 0.0)]
-    hot: f64,
-    /// Share of events that fail on purpose (panic, error, crash, out of fuel).
-    #[arg(long, default_value_t = 0.0)]
-    faults: f64,
-    /// Speculation window (0: automatic).
-    #[arg(long, default_value_t = 0)]
-    window: usize,
-    /// Always speculate across the whole window.
-    #[arg(long)]
-    no_adapt: bool,
-    /// Skip measuring available parallelism (an extra serial pass).
-    #[arg(long)]
-    no_analysis: bool,
-    /// Log the speculative run durably in directory DIR (events and
-    /// snapshots; `spectree replay DIR` replays it). DIR must hold no log.
-    #[arg(long, value_name = "DIR")]
-    log: Option<std::path::PathBuf>,
-    /// With --log: events per durable append (one sync each).
-    #[arg(long, default_value_t = 1024, requires = "log")]
-    group: usize,
-    /// With --log: take a snapshot every N events (0: only the initial one).
-    #[arg(long, default_value_t = 100_000, requires = "log")]
-    snapshot_every: u64,
-    /// Print `ack N` to stdout after every N released outputs (for crash tests).
-    #[arg(long, default_value_t = 0, hide = true)]
-    ack_every: u64,
-    /// Run only the speculative (logged) run, without comparing (for crash tests).
-    #[arg(long, hide = true)]
-    skip_serial: bool,
-}
-
-#[derive(Subcommand, Debug)]
-enum NounOp {
-    /// Print the jam of NOUN as lowercase 0x hex.
-    Jam {
-        /// The noun, in noun syntax.
-        noun: String,
-    },
-    /// Print the noun whose jam is ATOM.
-    Cue {
-        /// The jammed atom (decimal or 0x hex).
-        atom: String,
-    },
-    /// Print the mug of NOUN as 0x hex.
-    Mug {
-        /// The noun, in noun syntax.
-        noun: String,
-    },
-}
+use crate::args::{Cli, Command, Inputs, NounOp, RunArgs};
+use crate::exit::Exit;
 
 /// Run the tool with `args` (including the program name), writing to `out`
 /// and `err`; returns the exit status.
@@ -203,7 +24,11 @@ pub fn main_with(
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let code = if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                Exit::Ok.code()
+            };
             // Plain text: the stream may not be a terminal.
             let text = e.render().to_string();
             let _ = if code == 0 {
@@ -216,10 +41,10 @@ pub fn main_with(
     };
     let command = cli.command.unwrap_or_else(default_command);
     match execute(command, out) {
-        Ok(()) => 0,
+        Ok(()) => Exit::Ok.code(),
         Err(failure) => {
             let _ = writeln!(err, "spectree: {}", failure.message);
-            failure.code
+            failure.code.code()
         }
     }
 }
@@ -227,21 +52,35 @@ pub fn main_with(
 /// Writing the command's output failed.
 fn io(e: std::io::Error) -> Failure {
     Failure {
-        code: 1,
+        code: Exit::Failed,
         message: format!("cannot write output: {e}"),
     }
 }
 
+/// A command's failure: its exit status and its one-line message.
 struct Failure {
-    code: i32,
+    code: Exit,
     message: String,
 }
 
 fn usage(message: String) -> Failure {
     Failure {
-        code: EXIT_USAGE,
+        code: Exit::Usage,
         message,
     }
+}
+
+fn failed(message: String) -> Failure {
+    Failure {
+        code: Exit::Failed,
+        message,
+    }
+}
+
+/// The noun argument `what` given as `arg` (text, `-` or `@FILE`).
+fn noun_input(inputs: &mut Inputs, what: &str, arg: &str) -> Result<Noun, Failure> {
+    let text = inputs.text(what, arg).map_err(|e| usage(e.to_string()))?;
+    noun_arg(what, &text)
 }
 
 /// Parse `text` as the noun named `what`, with an error that points at the
@@ -264,7 +103,7 @@ pub const MAX_TEXT: usize = 64 << 20;
 /// The canonical text of `noun`, or a failure naming its size problem.
 fn text_of(what: &str, noun: &Noun) -> Result<String, Failure> {
     to_text_within(noun, MAX_TEXT).ok_or_else(|| Failure {
-        code: EXIT_CRASH,
+        code: Exit::Failed,
         message: format!(
             "the {what} is too large to print (over {} MiB as text; it shares subtrees); its mug is 0x{:x}",
             MAX_TEXT >> 20,
@@ -274,21 +113,21 @@ fn text_of(what: &str, noun: &Noun) -> Result<String, Failure> {
 }
 
 /// The exit status and message for a computation that ended without a
-/// product: out of fuel exits 3, anything else 1.
+/// product: out of fuel or memory exits 3, anything else 1.
 fn nock_failure(e: &NockError, context: &str) -> Failure {
     match e {
         NockError::OutOfFuel { spent } => Failure {
-            code: EXIT_FUEL,
+            code: Exit::Budget,
             message: format!("out of fuel after {spent} steps (raise --fuel)"),
         },
         NockError::OutOfMemory { budget } => Failure {
-            code: EXIT_FUEL,
+            code: Exit::Budget,
             message: format!(
                 "out of memory: the computation would hold more than {budget} bytes (raise --memory)"
             ),
         },
         _ => Failure {
-            code: EXIT_CRASH,
+            code: Exit::Failed,
             message: format!("{context} {e}"),
         },
     }
@@ -319,14 +158,35 @@ fn region_arg(text: &str) -> Result<RegionMap, Failure> {
 }
 
 fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
+    let mut inputs = Inputs::default();
     match command {
         Command::Noun { op } => match op {
-            NounOp::Jam { noun } => {
-                let n = noun_arg("NOUN", &noun)?;
+            NounOp::Jam { noun, out: None } => {
+                let n = noun_input(&mut inputs, "NOUN", &noun)?;
                 writeln!(out, "0x{:x}", jam(&n)).map_err(io)
             }
-            NounOp::Cue { atom } => {
-                let n = noun_arg("ATOM", &atom)?;
+            NounOp::Jam {
+                noun,
+                out: Some(path),
+            } => {
+                let n = noun_input(&mut inputs, "NOUN", &noun)?;
+                std::fs::write(&path, jam_bytes(&n))
+                    .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))
+            }
+            NounOp::Cue {
+                atom: _,
+                file: Some(file),
+            } => {
+                let bytes = inputs
+                    .bytes("--file", &file, true)
+                    .map_err(|e| usage(e.to_string()))?
+                    .unwrap_or_default();
+                let decoded =
+                    cue_bytes(&bytes).map_err(|e| usage(format!("cannot cue {file}: {e}")))?;
+                writeln!(out, "{}", text_of("decoded noun", &decoded)?).map_err(io)
+            }
+            NounOp::Cue { atom, file: None } => {
+                let n = noun_input(&mut inputs, "ATOM", &atom.unwrap_or_default())?;
                 let Noun::Atom(a) = n else {
                     return Err(usage("cannot cue ATOM: it is a cell, not an atom".into()));
                 };
@@ -334,7 +194,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
                 writeln!(out, "{}", text_of("decoded noun", &decoded)?).map_err(io)
             }
             NounOp::Mug { noun } => {
-                let n = noun_arg("NOUN", &noun)?;
+                let n = noun_input(&mut inputs, "NOUN", &noun)?;
                 writeln!(out, "0x{:x}", n.mug()).map_err(io)
             }
         },
@@ -344,8 +204,8 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             fuel,
             memory,
         } => {
-            let s = noun_arg("SUBJECT", &subject)?;
-            let f = noun_arg("FORMULA", &formula)?;
+            let s = noun_input(&mut inputs, "SUBJECT", &subject)?;
+            let f = noun_input(&mut inputs, "FORMULA", &formula)?;
             match nock(s, &f, &Limits::fuel(fuel).with_memory(memory)) {
                 Ok(product) => writeln!(out, "{}", text_of("product", &product)?).map_err(io),
                 Err(e) => Err(nock_failure(&e, "nock")),
@@ -359,16 +219,16 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             fuel,
             memory,
         } => {
-            let state = noun_arg("--state", &state)?;
-            let kernel = noun_arg("--kernel", &kernel)?;
-            let event = noun_arg("--event", &event)?;
+            let state = noun_input(&mut inputs, "--state", &state)?;
+            let kernel = noun_input(&mut inputs, "--kernel", &kernel)?;
+            let event = noun_input(&mut inputs, "--event", &event)?;
             let regions = region_arg(&regions)?;
             let run = execute_nock(
                 &kernel,
                 &event,
                 &NounState(state),
                 &regions,
-                &Limits::fuel(fuel).with_memory(memory),
+                &Options::tracked(Limits::fuel(fuel).with_memory(memory)),
             );
             // Streamed: a deep walk's axes can be far larger as text than
             // in memory.
@@ -423,10 +283,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             match run.outcome {
                 Ok(_) => Ok(()),
                 Err(EventError::Nock(e)) => Err(nock_failure(&e, "event failed: nock")),
-                Err(e) => Err(Failure {
-                    code: EXIT_CRASH,
-                    message: format!("event failed: {e}"),
-                }),
+                Err(e) => Err(failed(format!("event failed: {e}"))),
             }
         }
         Command::Run(args) => run_command(&args, out),
@@ -441,16 +298,10 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
     }
 }
 
-/// Exit status when `compare --fail-above` finds a regression.
-pub const EXIT_REGRESSED: i32 = 5;
-
 /// Open `path` for writing now, so that an unusable path fails before a
 /// long run instead of after it.
 fn output_file(path: &std::path::Path) -> Result<std::fs::File, Failure> {
-    std::fs::File::create(path).map_err(|e| Failure {
-        code: EXIT_USAGE,
-        message: format!("cannot write {}: {e}", path.display()),
-    })
+    std::fs::File::create(path).map_err(|e| usage(format!("cannot write {}: {e}", path.display())))
 }
 
 fn write_json(
@@ -460,21 +311,18 @@ fn write_json(
 ) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).expect("a report serializes");
     file.write_all((text + "\n").as_bytes())
-        .map_err(|e| Failure {
-            code: 1,
-            message: format!("cannot write {}: {e}", path.display()),
-        })
+        .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))
 }
 
 fn bench_command(quick: bool, path: &std::path::Path, out: &mut dyn Write) -> Result<(), Failure> {
     let file = output_file(path)?;
-    let report = crate::report::bench(quick, &mut |name| {
+    let report = crate::bench::bench(quick, &mut |name| {
         use std::io::IsTerminal;
         if std::io::stderr().is_terminal() {
             eprint!("\rbench: {name:<12}");
         }
     })
-    .map_err(usage)?;
+    .map_err(|e| failed(e.to_string()))?;
     write_json(file, path, &report)?;
     writeln!(
         out,
@@ -505,7 +353,7 @@ fn bench_command(quick: bool, path: &std::path::Path, out: &mut dyn Write) -> Re
         Ok(())
     } else {
         Err(Failure {
-            code: EXIT_DIFFERENT,
+            code: Exit::Different,
             message: "some speculative results differ from the serial ones".into(),
         })
     }
@@ -527,10 +375,7 @@ fn compare_command(
     write!(out, "{}", c.table(&a, &b)).map_err(io)?;
     if let Some(path) = plot {
         let (la, lb) = (old.display().to_string(), new.display().to_string());
-        draw(&[(la.as_str(), &a), (lb.as_str(), &b)], path).map_err(|e| Failure {
-            code: 1,
-            message: e.to_string(),
-        })?;
+        draw(&[(la.as_str(), &a), (lb.as_str(), &b)], path).map_err(|e| failed(e.to_string()))?;
         writeln!(out, "plot: {}", path.display()).map_err(io)?;
     }
     if let Some(pct) = fail_above {
@@ -538,7 +383,7 @@ fn compare_command(
         if !worse.is_empty() {
             let names: Vec<&str> = worse.iter().map(|r| r.case.as_str()).collect();
             return Err(Failure {
-                code: EXIT_REGRESSED,
+                code: Exit::Regressed,
                 message: format!("regressed by more than {pct}%: {}", names.join(", ")),
             });
         }
@@ -551,14 +396,12 @@ fn replay_command(
     threads: Option<usize>,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    use crate::durable::{EventLog, LogError};
-    use crate::workload::AnyWorkload;
-    let fail = |message: String| Failure { code: 1, message };
+    use spectree_log::{EventLog, LogError};
+    use spectree_workloads::AnyWorkload;
+    let fail = failed;
     let threads =
         threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    crate::Config::threads(threads)
-        .check()
-        .map_err(|e| usage(e.to_string()))?;
+    check_threads(threads)?;
     let log = EventLog::open_read_only(dir).map_err(|e| match e {
         LogError::Missing { .. } => usage(e.to_string()),
         e => fail(e.to_string()),
@@ -587,22 +430,20 @@ fn replay_command(
         }
     };
     let name = workload.name();
-    let config = crate::Config::threads(threads);
     macro_rules! go {
         ($w:expr) => {{
             let w = $w;
-            let config = crate::Config {
-                fuel: w.fuel,
-                ..config
-            };
-            let p = crate::Processor::new(w.regions.clone(), w.kernel.clone(), config)
+            let p = w
+                .builder()
+                .threads(threads)
+                .build()
                 .map_err(|e| fail(e.to_string()))?;
-            let r = crate::logged::replay(&p, &log, |n| w.decode(n))
-                .map_err(|e| fail(e.to_string()))?;
+            let r =
+                spectree_log::replay(&p, &log, |n| w.decode(n)).map_err(|e| fail(e.to_string()))?;
             (
                 r.events,
                 r.from_snapshot,
-                spectree_stm::State::mug(&r.state),
+                spectree::stm::State::mug(&r.state),
                 r.skipped,
             )
         }};
@@ -626,18 +467,36 @@ fn default_command() -> Command {
     }
 }
 
-/// Exit status when the speculative results differ from the serial ones.
-pub const EXIT_DIFFERENT: i32 = 4;
+/// Address space each thread is counted for: its stack (2 MiB by default)
+/// and some room for its allocations.
+const THREAD_SPACE: u64 = 4 << 20;
+
+/// Refuse an out-of-range thread count, or one whose stacks cannot fit the
+/// process's address-space limit, before any work (past the limit, thread
+/// starts fail and allocations abort).
+fn check_threads(threads: usize) -> Result<(), Failure> {
+    let mut config = spectree::Config::default();
+    config.threads = threads;
+    config.check().map_err(|e| usage(e.to_string()))?;
+    if let Some(limit) = crate::run::address_space_limit() {
+        let needed = threads as u64 * THREAD_SPACE;
+        if needed > limit / 2 {
+            return Err(usage(format!(
+                "{threads} threads need about {} MiB of address space for their stacks; this process may use {} MiB (ulimit -v)",
+                needed >> 20,
+                limit >> 20
+            )));
+        }
+    }
+    Ok(())
+}
 
 fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
     use crate::run::{run, summary, RunOptions};
-    use crate::workload::{AnyWorkload, Params};
-    let events = args.events.unwrap_or(match args.workload.as_str() {
-        "arvo" => 100_000,
-        "tiny" => 1_000_000,
-        "kv" => 10_000,
-        _ => 50_000,
-    });
+    use spectree_workloads::{default_events, AnyWorkload, Params};
+    let events = args
+        .events
+        .unwrap_or_else(|| default_events(&args.workload));
     let params = Params {
         events,
         seed: args.seed,
@@ -651,32 +510,38 @@ fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    crate::Config::threads(threads)
-        .check()
-        .map_err(|e| usage(e.to_string()))?;
+    check_threads(threads)?;
+    if let Some(w) = args.window {
+        if !(2..=spectree::MAX_WINDOW).contains(&w) {
+            return Err(usage(format!(
+                "--window must be between 2 and {}, not {w}",
+                spectree::MAX_WINDOW
+            )));
+        }
+    }
     let json = args.json.as_deref().map(output_file).transpose()?;
     let options = RunOptions {
         threads,
         window: args.window,
         adaptive: !args.no_adapt,
         progress: true,
-        analyze: !args.no_analysis && !args.skip_serial,
+        analyze: !args.no_analysis && !args.no_compare,
         log: args.log.clone().map(|dir| {
-            let policy = crate::logged::LogPolicy {
+            let policy = spectree_log::LogPolicy {
                 group: args.group,
                 snapshot_every: args.snapshot_every,
             };
             (dir, policy)
         }),
         ack_every: args.ack_every,
-        skip_serial: args.skip_serial,
+        skip_serial: args.no_compare,
     };
     let report = run(&workload, &options).map_err(|e| {
-        use crate::durable::LogError;
         use crate::run::RunError;
+        use spectree_log::LogError;
         let code = match &e {
-            RunError::Config(_) | RunError::Log(LogError::Exists { .. }) => EXIT_USAGE,
-            _ => 1,
+            RunError::Config(_) | RunError::Log(LogError::Exists { .. }) => Exit::Usage,
+            _ => Exit::Failed,
         };
         Failure {
             code,
@@ -691,7 +556,7 @@ fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure {
-            code: EXIT_DIFFERENT,
+            code: Exit::Different,
             message: "the speculative results differ from the serial ones".into(),
         })
     }

@@ -11,14 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use spectree_noun::Noun;
+use spectree::noun::Noun;
+use spectree::{Backend, Committed, Event, Metrics, Processor};
 use thiserror::Error;
 
-use crate::durable::{EventLog, LogError};
-use crate::event::{Backend, Committed, Event};
-use crate::metrics::Metrics;
-use crate::offpath::{Done, Request, Supervisor};
-use crate::Processor;
+use crate::computations::{Done, Request, Supervisor};
+use crate::store::{EventLog, LogError};
 
 /// Why a logged run or a replay failed.
 #[derive(Debug, Error)]
@@ -163,7 +161,12 @@ impl Default for LogPolicy {
 /// [`LoggedError::NotEmpty`] or [`LoggedError::OtherState`] before
 /// anything is written, if the log is not empty or starts from another
 /// state; [`LoggedError::Log`] if a write fails: processing stops at the
-/// first failed append, and nothing after it is released.
+/// first failed append, and nothing after it is released. A failed
+/// snapshot write does not stop the run (every event is still logged and
+/// released); it is reported when the run ends.
+///
+/// # Panics
+/// If `sink` panics (the snapshot writer is stopped first).
 pub fn run_logged<S: Backend>(
     processor: &Processor<S>,
     log: &EventLog,
@@ -173,14 +176,15 @@ pub fn run_logged<S: Backend>(
     sink: impl FnMut(Committed<S>),
 ) -> Result<(S, Metrics), LoggedError> {
     let no_requests = |_: u64, _: &Noun| None;
-    let no_outcomes = |n: Noun| (n.clone(), Event::Nock(n));
+    // Never called: with no requests there are no outcomes.
+    let no_outcomes = |_: Noun| -> (Noun, Event<S>) { unreachable!("no requests, no outcomes") };
     run_with_computations(
         processor,
         log,
         state,
         events,
         policy,
-        &mut Offpath {
+        &mut Computations {
             requests: no_requests,
             outcome: no_outcomes,
             concurrency: 1,
@@ -190,9 +194,18 @@ pub fn run_logged<S: Backend>(
     )
 }
 
-/// How a logged run finds computation requests in effects and turns their
-/// outcomes into events.
-pub struct Offpath<R, O> {
+impl<R, O> std::fmt::Debug for Computations<R, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Computations")
+            .field("concurrency", &self.concurrency)
+            .field("shutdown", &self.shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a logged run finds requests for asynchronous computations in
+/// effects, and turns their outcomes into events.
+pub struct Computations<R, O> {
     /// The request in the effects of event `index`, if any.
     pub requests: R,
     /// The outcome event `[%async id result]` as (log form, event).
@@ -223,7 +236,7 @@ pub fn run_with_computations<S, R, O>(
     state: S,
     events: impl IntoIterator<Item = (Noun, Event<S>)>,
     policy: LogPolicy,
-    offpath: &mut Offpath<R, O>,
+    computations: &mut Computations<R, O>,
     mut sink: impl FnMut(Committed<S>),
 ) -> Result<(S, Metrics), LoggedError>
 where
@@ -253,15 +266,24 @@ where
     let group = policy.group.max(1);
     let mut source = events.into_iter().fuse();
     let supervisor =
-        RefCell::new(Supervisor::new(offpath.concurrency).map_err(LoggedError::Thread)?);
+        RefCell::new(Supervisor::new(computations.concurrency).map_err(LoggedError::Thread)?);
     let failure: RefCell<Option<LoggedError>> = RefCell::new(None);
     let mailbox: Mailbox<S> = Mailbox::new();
     let every = policy.snapshot_every;
-    let stopping = offpath.shutdown.clone();
+    let stopping = computations.shutdown.clone();
     let stopped = || stopping.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
-    let offpath = RefCell::new(offpath);
+    let computations = RefCell::new(computations);
     std::thread::scope(|scope| {
         let mailbox = &mailbox;
+        // Closes the mailbox however this scope ends (a panicking sink
+        // included), so the writer never waits forever and the scope can
+        // join it.
+        struct CloseOnDrop<'m, S>(&'m Mailbox<S>);
+        impl<S> Drop for CloseOnDrop<'_, S> {
+            fn drop(&mut self) {
+                self.0.close();
+            }
+        }
         let writer = std::thread::Builder::new()
             .name("spectree-snapshots".into())
             .spawn_scoped(scope, move || -> Result<(), LogError> {
@@ -275,6 +297,7 @@ where
                 Ok(())
             })
             .map_err(LoggedError::Thread)?;
+        let closer = CloseOnDrop(mailbox);
         let mut state = state;
         let mut metrics = Metrics::default();
         let mut offset = 0u64;
@@ -283,7 +306,7 @@ where
         let mut deliver = |offset: u64, c: Committed<S>| {
             let index = offset + c.index;
             if let Ok(effects) = &c.outcome {
-                if let Some(r) = (offpath.borrow_mut().requests)(index, effects) {
+                if let Some(r) = (computations.borrow_mut().requests)(index, effects) {
                     supervisor.borrow_mut().submit(r);
                 }
             }
@@ -291,11 +314,7 @@ where
             if every > 0 && n.is_multiple_of(every) {
                 mailbox.post(n, c.state.clone());
             }
-            sink(Committed {
-                index,
-                outcome: c.outcome,
-                state: c.state,
-            });
+            sink(Committed::new(index, c.outcome, c.state));
         };
         // Rounds: a round ends when its input is exhausted; outcomes still
         // due (from events committed late in it) start the next round.
@@ -311,7 +330,7 @@ where
                     let next = supervisor.borrow_mut().next(Duration::ZERO);
                     next.map(|(id, d)| ((), d.event(id)))
                 } {
-                    batch.push((offpath.borrow_mut().outcome)(done));
+                    batch.push((computations.borrow_mut().outcome)(done));
                 }
                 if stopped() {
                     source_done = true;
@@ -340,7 +359,7 @@ where
             let (next_state, m) = processor.stream(state, durable, |c| deliver(offset, c));
             state = next_state;
             offset += m.events;
-            add(&mut metrics, &m);
+            metrics.add(&m);
             if failure.borrow().is_some() || supervisor.borrow().outstanding() == 0 {
                 break;
             }
@@ -361,7 +380,7 @@ where
             }
             let (nouns, round): (Vec<Noun>, Vec<Event<S>>) = firsts
                 .into_iter()
-                .map(|(id, d)| (offpath.borrow_mut().outcome)(d.event(id)))
+                .map(|(id, d)| (computations.borrow_mut().outcome)(d.event(id)))
                 .unzip();
             if let Err(e) = log.append(&nouns) {
                 *failure.borrow_mut() = Some(e.into());
@@ -371,126 +390,16 @@ where
             let (next_state, m) = processor.stream(state, round, |c| deliver(offset, c));
             state = next_state;
             offset += m.events;
-            add(&mut metrics, &m);
+            metrics.add(&m);
         }
-        mailbox.close();
-        let written = writer
-            .join()
-            .map_err(|p| LoggedError::SnapshotWriter(spectree_stm::contain::message(&*p)))?;
+        drop(closer);
+        let written = writer.join();
+        // An append failure first: it is what stopped the run.
         if let Some(e) = failure.borrow_mut().take() {
             return Err(e);
         }
-        written?;
+        written
+            .map_err(|p| LoggedError::SnapshotWriter(spectree::stm::contain::message(&*p)))??;
         Ok((state, metrics))
-    })
-}
-
-fn add(total: &mut Metrics, m: &Metrics) {
-    total.events += m.events;
-    total.executions += m.executions;
-    total.reexecutions += m.reexecutions;
-    total.aborts += m.aborts;
-    total.direct += m.direct;
-    total.failed_validations += m.failed_validations;
-    total.commit_stalls += m.commit_stalls;
-    total.width_changes += m.width_changes;
-    total.commit_secs += m.commit_secs;
-    total.naps += m.naps;
-    total.spawns += m.spawns;
-    if total.validation_failures.len() < m.validation_failures.len() {
-        total
-            .validation_failures
-            .resize(m.validation_failures.len(), 0);
-    }
-    for (t, v) in total
-        .validation_failures
-        .iter_mut()
-        .zip(&m.validation_failures)
-    {
-        *t += v;
-    }
-}
-
-/// What a replay found.
-#[derive(Debug)]
-pub struct Replayed<S> {
-    /// Events in the log.
-    pub events: u64,
-    /// Events covered by the snapshot replay started from.
-    pub from_snapshot: u64,
-    /// The state after every event.
-    pub state: S,
-    /// Damaged snapshots skipped (newest first).
-    pub skipped: Vec<LogError>,
-}
-
-/// Replay `log` with `processor` from its newest intact snapshot,
-/// decoding events with `decode`. Open the log with
-/// [`EventLog::open_read_only`] so that replay changes nothing.
-///
-/// # Errors
-/// [`LoggedError::Log`] for a damaged event or a failing store;
-/// [`LoggedError::NoSnapshot`] when no intact snapshot exists;
-/// [`LoggedError::Decode`] when an event does not decode.
-pub fn replay<S: Backend, E>(
-    processor: &Processor<S>,
-    log: &EventLog,
-    decode: impl Fn(&Noun) -> Result<Event<S>, E>,
-) -> Result<Replayed<S>, LoggedError>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let (snapshot, skipped) = log.latest_snapshot()?;
-    let path = || log.path().to_path_buf();
-    let Some((from, noun)) = snapshot else {
-        return Err(LoggedError::NoSnapshot { path: path() });
-    };
-    let state = S::from_noun(&noun).ok_or_else(|| LoggedError::NotAState {
-        path: path(),
-        events: from,
-    })?;
-    let total = log.len();
-    let failure: RefCell<Option<LoggedError>> = RefCell::new(None);
-    let mut next = from;
-    let mut ready: std::vec::IntoIter<Noun> = Vec::new().into_iter();
-    let events = std::iter::from_fn(|| loop {
-        if let Some(n) = ready.next() {
-            let index = next - ready.len() as u64 - 1;
-            return match decode(&n) {
-                Ok(e) => Some(e),
-                Err(source) => {
-                    *failure.borrow_mut() = Some(LoggedError::Decode {
-                        path: path(),
-                        index,
-                        source: Box::new(source),
-                    });
-                    None
-                }
-            };
-        }
-        if next >= total {
-            return None;
-        }
-        let to = (next + 4096).min(total);
-        match log.read(next, to) {
-            Ok(v) => {
-                ready = v.into_iter();
-                next = to;
-            }
-            Err(e) => {
-                *failure.borrow_mut() = Some(e.into());
-                return None;
-            }
-        }
-    });
-    let (state, _) = processor.stream(state, events, |_| {});
-    if let Some(e) = failure.into_inner() {
-        return Err(e);
-    }
-    Ok(Replayed {
-        events: total,
-        from_snapshot: from,
-        state,
-        skipped,
     })
 }

@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spectree_noun::{Axis, Noun};
-use spectree_scheduler::durable::EventLog;
-use spectree_scheduler::logged::{replay, run_with_computations, LogPolicy, Offpath};
-use spectree_scheduler::offpath::{async_tag, Request};
-use spectree_scheduler::workload::Rng;
-use spectree_scheduler::{Config, Event, Processor, SerialProcessor};
-use spectree_stm::{NounState, RegionMap};
+use spectree::noun::{Axis, Noun};
+use spectree::stm::{NounState, RegionMap};
+use spectree::{Event, Processor};
+use spectree_log::{
+    async_tag, replay, run_with_computations, Computations, EventLog, LogPolicy, Request,
+};
+use spectree_workloads::Rng;
 
-const DEC: &str = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 0 6] 0 7] 9 2 0 1]";
+const DEC: &str = spectree::noun::nock::DECREMENT;
 
 fn cord(s: &str) -> Noun {
     let mut b = [0u8; 8];
@@ -41,14 +41,18 @@ fn requests(index: u64, effects: &Noun) -> Option<Request> {
     }
     // [subject formula fuel timeout] as a right-nested tuple under the tag.
     let t = c.tail();
-    let get = |a: u64| spectree_noun::slot(&Axis::new(a).unwrap(), t).ok().cloned();
+    let get = |a: u64| {
+        spectree::noun::slot(&Axis::new(a).unwrap(), t)
+            .ok()
+            .cloned()
+    };
     let as_u64 = |n: Noun| n.as_atom().and_then(|a| a.as_u64());
     Some(Request {
         id: index,
         subject: get(2)?,
         formula: get(6)?,
         fuel: as_u64(get(14)?)?,
-        memory: spectree_noun::nock::DEFAULT_MEMORY,
+        memory: spectree::noun::nock::DEFAULT_MEMORY,
         timeout: Duration::from_millis(as_u64(get(15)?)?),
     })
 }
@@ -88,10 +92,13 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
     let dir = std::env::temp_dir().join(format!("spectree-offpath-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let log = EventLog::create(&dir, "offpath test", &Noun::ZERO).unwrap();
-    let regions = Arc::new(RegionMap::depth(1).unwrap());
-    let processor = Processor::new(regions.clone(), Some(kernel()), Config::threads(2)).unwrap();
+    let processor = Processor::builder(RegionMap::depth(1).unwrap())
+        .kernel(kernel())
+        .threads(2)
+        .build()
+        .unwrap();
     let events = storm(200);
-    let mut offpath = Offpath {
+    let mut computations = Computations {
         requests,
         outcome: |n: Noun| (n.clone(), Event::Nock(n)),
         concurrency: 3,
@@ -106,7 +113,7 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
             group: 16,
             snapshot_every: 50,
         },
-        &mut offpath,
+        &mut computations,
         |_| {},
     )
     .unwrap();
@@ -132,7 +139,7 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
     for e in &logged {
         if let Noun::Cell(c) = e {
             if c.head() == &async_tag() {
-                let at = |a: u64| spectree_noun::slot(&Axis::new(a).unwrap(), c.tail()).unwrap();
+                let at = |a: u64| spectree::noun::slot(&Axis::new(a).unwrap(), c.tail()).unwrap();
                 *outcomes
                     .entry(at(2).as_atom().unwrap().as_u64().unwrap())
                     .or_default() += 1;
@@ -153,8 +160,9 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
     })
     .unwrap();
     assert_eq!(r.state, live);
-    let serial = SerialProcessor::new(regions, Some(kernel()), 100_000_000);
-    let s = serial.run(NounState(Noun::ZERO), logged.into_iter().map(Event::Nock));
+    let s = processor
+        .serial()
+        .run(NounState(Noun::ZERO), logged.into_iter().map(Event::nock));
     assert_eq!(s.state, live);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -164,8 +172,11 @@ fn shutdown_cancels_outstanding_computations_and_records_them() {
     let dir = std::env::temp_dir().join(format!("spectree-offpath-stop-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let log = EventLog::create(&dir, "offpath test", &Noun::ZERO).unwrap();
-    let regions = Arc::new(RegionMap::depth(1).unwrap());
-    let processor = Processor::new(regions, Some(kernel()), Config::threads(2)).unwrap();
+    let processor = Processor::builder(RegionMap::depth(1).unwrap())
+        .kernel(kernel())
+        .threads(2)
+        .build()
+        .unwrap();
     let dec: Noun = DEC.parse().unwrap();
     // Ten computations that would run for a minute each.
     let events: Vec<Noun> = (0..10u64)
@@ -186,7 +197,7 @@ fn shutdown_cancels_outstanding_computations_and_records_them() {
         std::thread::sleep(Duration::from_millis(150));
         trigger.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    let mut offpath = Offpath {
+    let mut computations = Computations {
         requests,
         outcome: |n: Noun| (n.clone(), Event::Nock(n)),
         concurrency: 2,
@@ -199,7 +210,7 @@ fn shutdown_cancels_outstanding_computations_and_records_them() {
         NounState(Noun::ZERO),
         events.iter().map(|e| (e.clone(), Event::Nock(e.clone()))),
         LogPolicy::default(),
-        &mut offpath,
+        &mut computations,
         |_| {},
     )
     .unwrap();
@@ -213,7 +224,7 @@ fn shutdown_cancels_outstanding_computations_and_records_them() {
         .iter()
         .filter(|e| {
             matches!(e, Noun::Cell(c) if c.head() == &async_tag()
-            && spectree_noun::slot(&Axis::new(6).unwrap(), c.tail()).unwrap() == &Noun::atom(4))
+            && spectree::noun::slot(&Axis::new(6).unwrap(), c.tail()).unwrap() == &Noun::atom(4))
         })
         .count();
     assert_eq!(
@@ -225,5 +236,42 @@ fn shutdown_cancels_outstanding_computations_and_records_them() {
     })
     .unwrap();
     assert_eq!(r.state, live);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_panicking_sink_ends_the_run_instead_of_hanging() {
+    let dir = std::env::temp_dir().join(format!("spectree-sink-panic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = EventLog::create(&dir, "sink panic", &Noun::ZERO).unwrap();
+    let processor = Processor::builder(RegionMap::depth(1).unwrap())
+        .kernel(kernel())
+        .threads(2)
+        .build()
+        .unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                spectree_log::run_logged(
+                    &processor,
+                    &log,
+                    NounState(Noun::ZERO),
+                    (0..100u64).map(|n| (n.into(), Event::nock(n.into()))),
+                    LogPolicy {
+                        group: 8,
+                        snapshot_every: 1,
+                    },
+                    |c| assert!(c.index < 50, "the sink gives up"),
+                )
+            }));
+            done.send(r.is_err()).unwrap();
+        });
+        assert_eq!(
+            finished.recv_timeout(Duration::from_secs(60)),
+            Ok(true),
+            "the sink's panic came back"
+        );
+    });
     std::fs::remove_dir_all(&dir).ok();
 }

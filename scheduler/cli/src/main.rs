@@ -1,4 +1,4 @@
-//! The `spectree` command-line tool; see [`spectree_scheduler::cli`].
+//! The `spectree` command-line tool; see [`spectree_cli::cli`].
 
 // Noun-heavy work allocates and frees small cells at a high rate; mimalloc
 // roughly halves the allocator's share of the Nock decrement loop (see
@@ -8,7 +8,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let code = spectree_scheduler::cli::main_with(
+    let code = spectree_cli::cli::main_with(
         std::env::args_os(),
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),

@@ -11,7 +11,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use thiserror::Error;
 
-use crate::report::{Case, Report};
+use crate::bench::{BenchReport, Case};
 
 /// Why a comparison failed.
 #[derive(Debug, Error)]
@@ -38,7 +38,7 @@ pub enum CompareError {
 ///
 /// # Errors
 /// [`CompareError::Read`] if the file is missing or not a report.
-pub fn load(path: &Path) -> Result<Report, CompareError> {
+pub fn load(path: &Path) -> Result<BenchReport, CompareError> {
     let err = |why: String| CompareError::Read {
         path: path.display().to_string(),
         why,
@@ -89,7 +89,7 @@ fn figure(c: &Case, serial_median: f64, by_speedup: bool) -> (f64, f64, f64) {
     }
 }
 
-fn serial_median(r: &Report, workload: &str) -> f64 {
+fn serial_median(r: &BenchReport, workload: &str) -> f64 {
     r.cases
         .iter()
         .find(|c| c.workload == workload && c.engine == "serial")
@@ -97,7 +97,7 @@ fn serial_median(r: &Report, workload: &str) -> f64 {
 }
 
 /// Compare `new` with `old`, case by case.
-pub fn compare(old: &Report, new: &Report) -> Comparison {
+pub fn compare(old: &BenchReport, new: &BenchReport) -> Comparison {
     let same_machine =
         old.header.cpu_model == new.header.cpu_model && old.header.cores == new.header.cores;
     let mut rows = Vec::new();
@@ -143,7 +143,7 @@ impl Comparison {
     }
 
     /// The aligned table.
-    pub fn table(&self, old: &Report, new: &Report) -> String {
+    pub fn table(&self, old: &BenchReport, new: &BenchReport) -> String {
         let mut s = String::new();
         let unit = if self.same_machine {
             "events/s (same machine)"
@@ -199,7 +199,7 @@ fn short(commit: &str) -> &str {
 ///
 /// # Errors
 /// [`CompareError::Plot`] if the file cannot be written.
-pub fn plot(reports: &[(&str, &Report)], path: &Path) -> Result<(), CompareError> {
+pub fn plot(reports: &[(&str, &BenchReport)], path: &Path) -> Result<(), CompareError> {
     let err = |why: String| CompareError::Plot {
         path: path.display().to_string(),
         why,
@@ -272,9 +272,9 @@ pub fn plot(reports: &[(&str, &Report)], path: &Path) -> Result<(), CompareError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Header;
+    use crate::bench::Header;
 
-    fn report(cpu: &str, serial: f64, spec: &[(usize, [f64; 3])]) -> Report {
+    fn report(cpu: &str, serial: f64, spec: &[(usize, [f64; 3])]) -> BenchReport {
         let case = |engine: &str, threads, runs: [f64; 3]| {
             let mut s = runs.to_vec();
             s.sort_by(f64::total_cmp);
@@ -295,7 +295,7 @@ mod tests {
         };
         let mut cases = vec![case("serial", 1, [serial * 0.99, serial, serial * 1.01])];
         cases.extend(spec.iter().map(|(t, r)| case("speculative", *t, *r)));
-        Report {
+        BenchReport {
             header: Header {
                 version: 1,
                 git_commit: "abc".into(),
