@@ -237,7 +237,7 @@ impl<S: Backend> Shared<'_, '_, S> {
 
 /// Sets `stop` when the coordinator leaves, normally or by panicking, so
 /// that workers return and the scope can end.
-struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+struct StopOnDrop<'a>(&'a crate::sync::AtomicBool);
 
 impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {

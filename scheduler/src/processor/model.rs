@@ -1,129 +1,101 @@
-//! A loom model of the commit hand-off (run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p spectree-scheduler --release --lib model`).
+//! A loom model of the commit hand-off, run on the real `core.rs` through
+//! the `sync` shim:
 //!
-//! It models the protocol of `core.rs` with the same encoding: slot words
-//! `index << 2 | phase`, claims by compare-and-swap of the lowest pending
-//! event, results published as DONE with a sequentially consistent store,
-//! the commit role taken by compare-and-swap only (never waited for), its
-//! data behind a lock only the holder takes, and the re-check after the
-//! sequentially consistent release. Properties checked in every interleaving loom explores:
-//! - no DONE result is stranded: once every thread has finished, every
-//!   event is committed;
-//! - events commit in log order, each exactly once;
-//! - no thread ever waits for the commit role (there is no blocking call).
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p spectree --release --lib model
+//! ```
 //!
-//! Loom treats sequentially consistent loads and stores as acquire/release
-//! but models `SeqCst` fences exactly, so the store-buffering argument rests
-//! on the two fences, as it does in `core.rs`.
+//! Threads run the worker's loop (`try_commit`, then `claim_and_run`, until
+//! neither makes progress) over a real [`Core`] with real events. Properties
+//! checked in every interleaving loom explores (up to its preemption bound):
+//! - **no result is stranded**: once every thread has stopped, every event
+//!   is committed, although no thread ever waits for the commit role;
+//! - **commits are serial**: every output and the final state equal the
+//!   serial oracle's.
+//!
+//! The model must fail when a fence of the hand-off is removed:
+//! `RUSTFLAGS="--cfg loom --cfg loom_without_fence"` builds `core.rs`
+//! without the fence before the role check of `try_commit`, and loom then
+//! finds an interleaving that strands a finished result.
 
-use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use loom::sync::{Arc, Mutex};
+use loom::sync::Arc;
 use loom::thread;
 
-const PENDING: u64 = 0;
-const RUNNING: u64 = 1;
-const DONE: u64 = 2;
-const COMMITTED: u64 = 3;
+use spectree_noun::{Axis, Noun};
+use spectree_stm::{EventError, NounState, RegionMap, RustEvent, Tx};
+
+use super::adapt::Controller;
+use super::core::Core;
+use crate::event::{Event, Executor};
+
+/// Reads axis `from`, writes its value plus one at axis `to`.
+struct Copy {
+    from: u64,
+    to: u64,
+}
+
+impl RustEvent<NounState> for Copy {
+    fn apply(&self, tx: &mut Tx<'_, NounState>) -> Result<Noun, EventError> {
+        let ax = |n| Axis::new(n).expect("nonzero");
+        let v = tx.get(&ax(self.from))?.and_then(|n| n.as_u64()).unwrap_or(0);
+        tx.put(&ax(self.to), Noun::atom(v + 1))?;
+        Ok(Noun::atom(v))
+    }
+}
+
 const EVENTS: usize = 3;
 
-fn word(i: usize, phase: u64) -> u64 {
-    ((i as u64) << 2) | phase
+fn events() -> Vec<Event<NounState>> {
+    // Event 1 reads what event 0 writes: a real conflict.
+    vec![
+        Event::rust(Copy { from: 3, to: 2 }),
+        Event::rust(Copy { from: 2, to: 3 }),
+        Event::rust(Copy { from: 3, to: 3 }),
+    ]
 }
 
-struct Model {
-    slots: Vec<AtomicU64>,
-    committed: AtomicUsize,
-    /// The commit role.
-    role: AtomicBool,
-    /// The role's data: the order commits happened in.
-    head: Mutex<Vec<usize>>,
+fn executor() -> Executor<NounState> {
+    Executor {
+        regions: std::sync::Arc::new(RegionMap::depth(1).expect("depth 1")),
+        kernel: None,
+        fuel: 1000,
+        memory: 1 << 20,
+    }
 }
 
-impl Model {
-    fn claim(&self) -> Option<usize> {
-        let k = self.committed.load(SeqCst);
-        (k..EVENTS).find(|&i| {
-            self.slots[i]
-                .compare_exchange(word(i, PENDING), word(i, RUNNING), SeqCst, SeqCst)
-                .is_ok()
-        })
-    }
-
-    fn frontier_done(&self) -> bool {
-        let k = self.committed.load(SeqCst);
-        k < EVENTS && self.slots[k].load(SeqCst) == word(k, DONE)
-    }
-
-    fn try_commit(&self) {
-        // Pairs with the fence after the holder's release (loom models
-        // SeqCst accesses as AcqRel, but SeqCst fences exactly).
-        fence(SeqCst);
-        if !self.frontier_done() {
-            return;
-        }
-        loop {
-            if self
-                .role
-                .compare_exchange(false, true, SeqCst, SeqCst)
-                .is_err()
-            {
-                return;
-            }
-            let mut order = self.head.lock().unwrap();
-            loop {
-                let k = self.committed.load(SeqCst);
-                if k >= EVENTS || self.slots[k].load(SeqCst) != word(k, DONE) {
-                    break;
-                }
-                order.push(k);
-                self.slots[k].store(word(k, COMMITTED), SeqCst);
-                self.committed.store(k + 1, SeqCst);
-            }
-            drop(order);
-            self.role.store(false, SeqCst);
-            fence(SeqCst);
-            if !self.frontier_done() {
-                return;
-            }
-        }
-    }
-
-    /// A thread: claim and finish events until none is left to claim,
-    /// trying the commit role after each.
-    fn work(&self) {
-        while let Some(i) = self.claim() {
-            self.slots[i].store(word(i, DONE), SeqCst);
-            self.try_commit();
-        }
-    }
+/// A worker's loop, without its naps: until nothing is left to do.
+fn work(core: &Core<'static, NounState>) {
+    while core.try_commit() | core.claim_and_run() {}
 }
 
 #[test]
-fn no_result_is_stranded_and_commits_are_in_order() {
-    // Exhaustive up to three preemptions (loom's usual bound; the full
-    // space for three threads is too large to finish in minutes).
+fn no_result_is_stranded_and_commits_equal_serial() {
+    let state = NounState("[0 0]".parse().expect("parses"));
+    let serial = crate::serial::SerialProcessor::from_executor(executor());
+    let expected = serial.run(state.clone(), events());
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
-    builder.check(|| {
-        let m = Arc::new(Model {
-            slots: (0..EVENTS)
-                .map(|i| AtomicU64::new(word(i, PENDING)))
-                .collect(),
-            committed: AtomicUsize::new(0),
-            role: AtomicBool::new(false),
-            head: Mutex::new(Vec::new()),
-        });
-        let others: Vec<_> = (0..2)
-            .map(|_| {
-                let m = m.clone();
-                thread::spawn(move || m.work())
-            })
-            .collect();
-        m.work();
-        for t in others {
-            t.join().unwrap();
+    builder.preemption_bound = Some(2);
+    builder.check(move || {
+        let executor: &'static Executor<NounState> = Box::leak(Box::new(executor()));
+        let controller = Controller::new(EVENTS, 2, false);
+        let core = Arc::new(Core::new(executor, state.clone(), 4, controller));
+        for (i, e) in events().into_iter().enumerate() {
+            core.admit(i, e);
         }
-        assert_eq!(m.committed.load(SeqCst), EVENTS, "a result was stranded");
-        assert_eq!(*m.head.lock().unwrap(), (0..EVENTS).collect::<Vec<_>>());
+        let other = {
+            let core = core.clone();
+            thread::spawn(move || work(&core))
+        };
+        work(&core);
+        other.join().expect("the other thread ends");
+        let outputs: Vec<_> = (0..EVENTS).map(|i| core.take_output(i)).collect();
+        assert!(
+            outputs.iter().all(Option::is_some),
+            "a finished result was stranded: {:?}",
+            outputs.iter().map(Option::is_some).collect::<Vec<_>>()
+        );
+        let outcomes: Vec<_> = outputs.into_iter().map(|o| o.expect("some").0).collect();
+        assert_eq!(outcomes, expected.outcomes);
+        assert_eq!(core.head_state(), expected.state);
     });
 }
