@@ -173,6 +173,20 @@ impl Builder {
         }
     }
 
+    /// Append steps one by one (in words of 64).
+    fn push_steps(&mut self, steps: impl Iterator<Item = bool>) {
+        let (mut word, mut n) = (0u64, 0u32);
+        for step in steps {
+            word = word << 1 | u64::from(step);
+            n += 1;
+            if n == 64 {
+                self.push(word, 64);
+                (word, n) = (0, 0);
+            }
+        }
+        self.push(word, n);
+    }
+
     fn finish(self) -> Axis {
         let depth = self.base + u64::from(self.len);
         if depth < 64 {
@@ -226,6 +240,7 @@ fn block_ending_after(last: &Arc<Block>, depth: u64) -> &Arc<Block> {
 
 /// Why a tree operation crashed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum AxisError {
     /// Axis 0 addresses nothing.
     #[error("axis 0 is not a tree address")]
@@ -433,18 +448,7 @@ impl Axis {
             return self.clone();
         }
         let mut b = Builder::from(self);
-        let steps = inner.path();
-        let mut word = 0u64;
-        let mut n = 0u32;
-        for step in steps {
-            word = word << 1 | u64::from(step);
-            n += 1;
-            if n == 64 {
-                b.push(word, 64);
-                (word, n) = (0, 0);
-            }
-        }
-        b.push(word, n);
+        b.push_steps(inner.path());
         b.finish()
     }
 
@@ -459,16 +463,7 @@ impl Axis {
             return Axis::new(1u64 << d | (n.get() & mask(d as u32)));
         }
         let mut b = Builder::root();
-        let (mut word, mut n) = (0u64, 0u32);
-        for step in self.path().skip(ancestor.depth() as usize) {
-            word = word << 1 | u64::from(step);
-            n += 1;
-            if n == 64 {
-                b.push(word, 64);
-                (word, n) = (0, 0);
-            }
-        }
-        b.push(word, n);
+        b.push_steps(self.path().skip(ancestor.depth() as usize));
         Some(b.finish())
     }
 

@@ -33,3 +33,21 @@ pub fn nock_run(data: &[u8]) {
         &Limits::fuel(10_000).with_memory(16 << 20),
     );
 }
+
+/// The committed inputs of fuzz target `target` under the fuzz directory
+/// `root`: its corpus (`corpus/<target>/`) then its saved crashes
+/// (`regressions/<target>/`), each sorted; and the corpus's size (so a
+/// test can insist it is not empty).
+pub fn committed_inputs(root: &std::path::Path, target: &str) -> (Vec<std::path::PathBuf>, usize) {
+    let files = |dir: std::path::PathBuf| {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(|e| Some(e.ok()?.path())).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let mut all = files(root.join("corpus").join(target));
+    let corpus = all.len();
+    all.extend(files(root.join("regressions").join(target)));
+    (all, corpus)
+}

@@ -26,6 +26,7 @@ use crate::{Atom, Cell, Noun};
 
 /// Why bytes did not decode as a jammed noun. Offsets are bit positions.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum CueError {
     /// The input ended inside a noun.
     #[error("input ends inside a noun (needed bit {needed}, input has {available} bits)")]

@@ -11,25 +11,13 @@ type Harness = fn(&[u8]);
 
 const TARGETS: [(&str, Harness); 2] = [("cue", fuzzing::cue), ("nock", fuzzing::nock_run)];
 
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<_> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn every_corpus_file_and_saved_crash_replays() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     for (target, harness) in TARGETS {
-        let corpus = files(&root.join("corpus").join(target));
-        assert!(!corpus.is_empty(), "no corpus for {target}");
-        for path in corpus
-            .iter()
-            .chain(&files(&root.join("regressions").join(target)))
-        {
+        let (inputs, corpus) = fuzzing::committed_inputs(&root, target);
+        assert!(corpus > 0, "no corpus for {target}");
+        for path in inputs {
             harness(&std::fs::read(path).unwrap());
         }
     }

@@ -71,3 +71,8 @@ pub mod prelude {
         EventError, HashRegions, MapKey, MapState, NounState, RegionMap, RustEvent, State, Tx,
     };
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -63,6 +63,7 @@ impl<K: Key, R: Regions<K> + ?Sized> Regions<K> for std::sync::Arc<R> {
 
 /// Why a region map could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RegionError {
     /// Depth-based maps are limited to 2^16 regions.
     #[error("region depth {0} is too deep (at most 16)")]

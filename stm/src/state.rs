@@ -18,6 +18,7 @@ use crate::region::Regions;
 
 /// Why a state access failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum StateError {
     /// A noun state has nothing at this axis.
     #[error(transparent)]

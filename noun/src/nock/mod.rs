@@ -157,6 +157,7 @@ impl Limits {
 
 /// How a computation ended without a product.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum NockError {
     /// The specification crashes here.
     #[error("crash: {0}")]
@@ -183,6 +184,7 @@ pub enum NockError {
 
 /// A Nock crash: what failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Crash {
     /// A formula was an atom.
     FormulaIsAtom,

@@ -206,6 +206,7 @@ pub struct Inputs {
 
 /// Why an argument's input could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InputError {
     /// Standard input was named by two arguments.
     #[error("{what}: standard input (-) is already used by another argument")]

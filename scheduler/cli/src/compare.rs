@@ -15,6 +15,7 @@ use crate::bench::{BenchReport, Case};
 
 /// Why a comparison failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum CompareError {
     /// A report could not be read.
     #[error("cannot read {path}: {why}")]

@@ -329,3 +329,77 @@ fn compare_prints_a_table_and_fails_on_regressions() {
     assert_eq!(missing.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn spectree_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spectree"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+#[test]
+fn nouns_come_from_stdin_and_files_and_jam_goes_to_files_as_bytes() {
+    let dir = std::env::temp_dir().join(format!("spectree-cli-io-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Raw jam bytes out, and back.
+    let file = dir.join("n.jam");
+    let o = spectree(&["noun", "jam", "[1 2 3]", "--out", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&file).unwrap(), vec![0x71, 0x48, 0x34]);
+    let o = spectree(&["noun", "cue", "--file", file.to_str().unwrap()]);
+    assert_eq!(stdout(&o), "[1 2 3]");
+    let o = spectree_with_stdin(&["noun", "cue", "--file", "-"], &[0x71, 0x48, 0x34]);
+    assert_eq!(stdout(&o), "[1 2 3]");
+    // Noun text from a file (@FILE) and from stdin (-).
+    let formula = dir.join("dec.nock");
+    std::fs::write(&formula, spectree::noun::nock::DECREMENT).unwrap();
+    let at = format!("@{}", formula.display());
+    let o = spectree(&["nock", "10", &at]);
+    assert_eq!(stdout(&o), "9", "{}", stderr(&o));
+    let o = spectree_with_stdin(&["nock", "-", &at], b"20\n");
+    assert_eq!(stdout(&o), "19", "{}", stderr(&o));
+    // A 10^6-element noun piped in.
+    let mut big = String::from("[");
+    for _ in 0..1_000_000 {
+        big.push_str("1 ");
+    }
+    big.push_str("0]");
+    let o = spectree_with_stdin(&["noun", "mug", "-"], big.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected: spectree::noun::Noun = big.parse().unwrap();
+    assert_eq!(stdout(&o), format!("0x{:x}", expected.mug()));
+    // Standard input can feed one argument only; a missing file is named.
+    let o = spectree_with_stdin(&["nock", "-", "-"], b"1");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("already used"), "{}", stderr(&o));
+    let o = spectree(&["noun", "mug", "@/nonexistent/file"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/file"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn help_lists_the_exit_statuses() {
+    let o = spectree(&["--help"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    for line in [
+        "Exit status:",
+        "2  unusable input",
+        "3  a computation ran out of fuel",
+    ] {
+        assert!(text.contains(line), "{text}");
+    }
+}

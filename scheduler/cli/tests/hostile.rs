@@ -73,6 +73,12 @@ fn clear(o: &Output) {
     );
 }
 
+/// The error names `what`.
+fn mentions(o: &Output, what: &str) {
+    let err = text(&o.stderr);
+    assert!(err.contains(what), "expected {what:?} in: {err}");
+}
+
 fn final_mug(o: &Output) -> String {
     text(&o.stdout)
         .lines()
@@ -176,11 +182,7 @@ fn damaged_logs_give_one_clear_error_or_the_right_answer() {
                 right += 1;
             }
             Some(1) => {
-                assert!(
-                    text(&o.stderr).contains("events.redb"),
-                    "{}",
-                    text(&o.stderr)
-                );
+                mentions(&o, "events.redb");
                 refused += 1;
             }
             other => panic!("replay exited {other:?}: {}", text(&o.stderr)),
@@ -324,11 +326,7 @@ fn arguments_are_checked_before_any_work() {
         .expect("ends");
         clear(&o);
         assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-        assert!(
-            text(&o.stderr).contains("address space"),
-            "{}",
-            text(&o.stderr)
-        );
+        mentions(&o, "address space");
     }
 }
 
@@ -381,11 +379,7 @@ fn a_stack_eating_formula_is_out_of_memory_not_an_abort() {
     let o = limited(2_000_000, &["nock", f, f], Duration::from_secs(120)).expect("ends");
     clear(&o);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("out of memory"),
-        "{}",
-        text(&o.stderr)
-    );
+    mentions(&o, "out of memory");
 }
 
 #[test]

@@ -326,6 +326,8 @@ fn worker(shared: &Shared) {
             Ok(Err(NockError::OutOfFuel { .. })) => Done::OutOfFuel,
             Ok(Err(NockError::OutOfMemory { .. })) => Done::OutOfMemory,
             Ok(Err(NockError::Cancelled { .. })) => Done::TimedOut,
+            // A kind of failure this supervisor does not know: a crash.
+            Ok(Err(_)) => Done::Crash,
         };
         let mut books = lock(&shared.books);
         // Settled already (overdue, or shut down)? Then this result is late.

@@ -238,6 +238,17 @@ impl Drop for Store {
     }
 }
 
+/// [`LogError::Missing`] unless `dir` holds a log file.
+fn require_log(dir: &Path) -> Result<(), LogError> {
+    if dir.join(FILE).exists() {
+        Ok(())
+    } else {
+        Err(LogError::Missing {
+            path: dir.to_path_buf(),
+        })
+    }
+}
+
 /// A lock on `DIR/LOCK`, held as long as the log is open.
 #[derive(Debug)]
 struct DirLock(#[allow(dead_code)] Option<File>);
@@ -418,11 +429,7 @@ impl EventLog {
     /// [`LogError::NewerFormat`]; [`LogError::Corrupt`] if the header or
     /// the numbering is damaged; store errors otherwise.
     pub fn open(dir: &Path) -> Result<EventLog, LogError> {
-        if !dir.join(FILE).exists() {
-            return Err(LogError::Missing {
-                path: dir.to_path_buf(),
-            });
-        }
+        require_log(dir)?;
         let lock = lock_dir(dir, true)?;
         drop(Self::open_locked(dir, DirLock(None), true)?);
         Self::open_locked(dir, lock, false)
@@ -435,11 +442,7 @@ impl EventLog {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_read_only(dir: &Path) -> Result<EventLog, LogError> {
-        if !dir.join(FILE).exists() {
-            return Err(LogError::Missing {
-                path: dir.to_path_buf(),
-            });
-        }
+        require_log(dir)?;
         let lock = lock_dir(dir, false)?;
         Self::open_locked(dir, lock, true)
     }

@@ -33,6 +33,15 @@ fn kernel() -> Noun {
     k.parse().unwrap()
 }
 
+/// A two-thread processor over a one-level state with the test kernel.
+fn processor() -> Processor<NounState> {
+    Processor::builder(RegionMap::depth(1).unwrap())
+        .kernel(kernel())
+        .threads(2)
+        .build()
+        .unwrap()
+}
+
 /// Effects `[%req subject formula fuel timeout-ms]` ask for a computation.
 fn requests(index: u64, effects: &Noun) -> Option<Request> {
     let Noun::Cell(c) = effects else { return None };
@@ -92,11 +101,7 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
     let dir = std::env::temp_dir().join(format!("spectree-offpath-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let log = EventLog::create(&dir, "offpath test", &Noun::ZERO).unwrap();
-    let processor = Processor::builder(RegionMap::depth(1).unwrap())
-        .kernel(kernel())
-        .threads(2)
-        .build()
-        .unwrap();
+    let processor = processor();
     let events = storm(200);
     let mut computations = Computations {
         requests,
@@ -172,11 +177,7 @@ fn shutdown_cancels_outstanding_computations_and_records_them() {
     let dir = std::env::temp_dir().join(format!("spectree-offpath-stop-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let log = EventLog::create(&dir, "offpath test", &Noun::ZERO).unwrap();
-    let processor = Processor::builder(RegionMap::depth(1).unwrap())
-        .kernel(kernel())
-        .threads(2)
-        .build()
-        .unwrap();
+    let processor = processor();
     let dec: Noun = DEC.parse().unwrap();
     // Ten computations that would run for a minute each.
     let events: Vec<Noun> = (0..10u64)
@@ -244,11 +245,7 @@ fn a_panicking_sink_ends_the_run_instead_of_hanging() {
     let dir = std::env::temp_dir().join(format!("spectree-sink-panic-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let log = EventLog::create(&dir, "sink panic", &Noun::ZERO).unwrap();
-    let processor = Processor::builder(RegionMap::depth(1).unwrap())
-        .kernel(kernel())
-        .threads(2)
-        .build()
-        .unwrap();
+    let processor = processor();
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
         s.spawn(|| {

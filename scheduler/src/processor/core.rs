@@ -69,7 +69,7 @@ fn summary(regions: &[u32]) -> u64 {
 
 /// What a committed event wrote, for validating executions whose
 /// snapshots predate it.
-enum Logged<K: spectree_stm::Key> {
+enum Written<K: spectree_stm::Key> {
     Writes(AccessSet<K>),
     /// Unknown (a direct execution): conflicts with everything.
     Everything,
@@ -79,7 +79,7 @@ enum Logged<K: spectree_stm::Key> {
 pub(crate) struct Head<S: Backend> {
     pub committed: usize,
     pub state: S,
-    log: Vec<Option<Logged<S::Key>>>,
+    history: Vec<Option<Written<S::Key>>>,
     pub controller: Controller,
     pub failures: Vec<u64>,
     /// Per region: 1 + the index of the last committed event that wrote
@@ -149,7 +149,7 @@ impl<'m, S: Backend> Core<'m, S> {
             head: Mutex::new(Head {
                 committed: 0,
                 state,
-                log: (0..window).map(|_| None).collect(),
+                history: (0..window).map(|_| None).collect(),
                 controller,
                 failures: vec![0; regions],
                 last_write: vec![0; regions],
@@ -432,8 +432,8 @@ impl<'m, S: Backend> Core<'m, S> {
             return true;
         }
         for v in snapshot..k {
-            match &head.log[v % window] {
-                Some(Logged::Writes(w)) => {
+            match &head.history[v % window] {
+                Some(Written::Writes(w)) => {
                     if reads.conflicts_with(w) {
                         for r in reads.conflict_regions(w).iter_ones() {
                             head.failures[r] += 1;
@@ -441,7 +441,7 @@ impl<'m, S: Backend> Core<'m, S> {
                         return false;
                     }
                 }
-                Some(Logged::Everything) | None => {
+                Some(Written::Everything) | None => {
                     for r in reads.read_regions().iter_ones() {
                         head.failures[r] += 1;
                     }
@@ -456,19 +456,19 @@ impl<'m, S: Backend> Core<'m, S> {
         let slot = self.slot(k);
         let mut wasted = 0;
         let mut finished = finished;
-        let (outcome, state, logged) = loop {
+        let (outcome, state, written) = loop {
             match finished {
                 Finished::Direct { outcome, state } => {
                     head.direct += 1;
-                    break (outcome, state, Logged::Everything);
+                    break (outcome, state, Written::Everything);
                 }
                 Finished::Tracked { exec, snapshot } if snapshot == k => {
-                    break (exec.outcome, exec.state, Logged::Writes(exec.access));
+                    break (exec.outcome, exec.state, Written::Writes(exec.access));
                 }
                 Finished::Tracked { exec, snapshot } => {
                     if self.holds(head, &exec.access, snapshot, k) {
                         if let Ok(state) = graft(&head.state, &exec.writes) {
-                            break (exec.outcome, state, Logged::Writes(exec.access));
+                            break (exec.outcome, state, Written::Writes(exec.access));
                         }
                     }
                     // Re-execute against the committed state, here: the
@@ -493,20 +493,20 @@ impl<'m, S: Backend> Core<'m, S> {
         // `claim_and_run`), so either it sees the new snapshot or the doom
         // pass sees its watch.
         self.publish(k + 1, state.clone());
-        wasted += self.doom(head, k, &logged);
+        wasted += self.doom(head, k, &written);
         let aborts = self.aborts.load(Ordering::Relaxed);
         wasted += aborts - head.seen_aborts;
         head.seen_aborts = aborts;
         let window = self.slots();
-        match &logged {
-            Logged::Writes(a) => {
+        match &written {
+            Written::Writes(a) => {
                 for &r in a.write_region_list() {
                     head.last_write[r as usize] = k + 1;
                 }
             }
-            Logged::Everything => head.last_everything = k + 1,
+            Written::Everything => head.last_everything = k + 1,
         }
-        head.log[k % window] = Some(logged);
+        head.history[k % window] = Some(written);
         head.state = state;
         head.committed = k + 1;
         self.committed.store(k + 1, Ordering::SeqCst);
@@ -517,9 +517,9 @@ impl<'m, S: Backend> Core<'m, S> {
 
     /// Record that event `k` was committed by direct execution outside the
     /// slots (its writes are unknown).
-    pub fn log_direct(&self, head: &mut Head<S>, k: usize) {
+    pub fn record_direct(&self, head: &mut Head<S>, k: usize) {
         let window = self.slots();
-        head.log[k % window] = Some(Logged::Everything);
+        head.history[k % window] = Some(Written::Everything);
         head.last_everything = k + 1;
     }
 
@@ -529,11 +529,11 @@ impl<'m, S: Backend> Core<'m, S> {
     /// idle threads re-execute them in parallel instead of the commit path
     /// finding them stale one by one. Returns the finished results
     /// discarded.
-    fn doom(&self, head: &mut Head<S>, k: usize, logged: &Logged<S::Key>) -> u64 {
-        let (list, wsum) = match logged {
-            Logged::Writes(a) if a.write_region_list().is_empty() => return 0,
-            Logged::Writes(a) => (Some(a.write_region_list()), summary(a.write_region_list())),
-            Logged::Everything => (None, u64::MAX),
+    fn doom(&self, head: &mut Head<S>, k: usize, written: &Written<S::Key>) -> u64 {
+        let (list, wsum) = match written {
+            Written::Writes(a) if a.write_region_list().is_empty() => return 0,
+            Written::Writes(a) => (Some(a.write_region_list()), summary(a.write_region_list())),
+            Written::Everything => (None, u64::MAX),
         };
         let mut discarded = 0;
         // Only events within the width can have been claimed.
@@ -560,8 +560,8 @@ impl<'m, S: Backend> Core<'m, S> {
                 if *snapshot > k {
                     continue;
                 }
-                let stale = match logged {
-                    Logged::Writes(a) => {
+                let stale = match written {
+                    Written::Writes(a) => {
                         let stale = exec.access.conflicts_with(a);
                         if stale {
                             for r in exec.access.conflict_regions(a).iter_ones() {
@@ -570,7 +570,7 @@ impl<'m, S: Backend> Core<'m, S> {
                         }
                         stale
                     }
-                    Logged::Everything => {
+                    Written::Everything => {
                         for &r in exec.access.read_region_list() {
                             head.failures[r as usize] += 1;
                         }

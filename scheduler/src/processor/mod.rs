@@ -349,7 +349,7 @@ fn run_direct<S: Backend>(
         let (outcome, state) = core.executor.direct(&event, &head.state);
         core.executions.fetch_add(1, Ordering::Relaxed);
         head.direct += 1;
-        core.log_direct(&mut head, k);
+        core.record_direct(&mut head, k);
         head.state = state;
         head.committed = k + 1;
         // No slot holds it: the window stays empty.

@@ -37,7 +37,10 @@ struct Copy {
 impl RustEvent<NounState> for Copy {
     fn apply(&self, tx: &mut Tx<'_, NounState>) -> Result<Noun, EventError> {
         let ax = |n| Axis::new(n).expect("nonzero");
-        let v = tx.get(&ax(self.from))?.and_then(|n| n.as_u64()).unwrap_or(0);
+        let v = tx
+            .get(&ax(self.from))?
+            .and_then(|n| n.as_u64())
+            .unwrap_or(0);
         tx.put(&ax(self.to), Noun::atom(v + 1))?;
         Ok(Noun::atom(v))
     }

@@ -87,6 +87,7 @@ impl Default for Params {
 
 /// Why a workload cannot be built.
 #[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
 pub enum WorkloadError {
     /// No workload has this name.
     #[error("unknown workload {0:?} (known: independent, arvo, hotspot, tiny, kv)")]
