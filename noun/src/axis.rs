@@ -747,6 +747,54 @@ fn hit_atom(axis: &Axis, noun: &Noun) -> AxisError {
     }
 }
 
+/// [`edit`] in place: `target` becomes `target` with `value` at `axis`.
+/// Cells on the path that `target` alone holds are changed where they are
+/// (their cached hashes cleared); from the first shared cell down, the path
+/// is copied as [`edit`] copies it. A state that nobody else holds is thus
+/// edited without allocating. On an error `target` is unchanged.
+///
+/// ```
+/// use spectree_noun::{edit_mut, Axis, Noun};
+/// let mut t: Noun = "[22 33 44 55]".parse().unwrap();
+/// edit_mut(&Axis::new(6).unwrap(), Noun::atom(9), &mut t).unwrap();
+/// assert_eq!(t.to_string(), "[22 9 44 55]");
+/// ```
+///
+/// # Errors
+/// [`AxisError::HitAtom`] if the path runs into an atom.
+pub fn edit_mut(axis: &Axis, value: Noun, target: &mut Noun) -> Result<(), AxisError> {
+    // Check first, so that nothing is touched when the edit fails.
+    if let Some(p) = axis.parent() {
+        if !matches!(slot(&p, target), Ok(Noun::Cell(_))) {
+            return Err(hit_atom(axis, target));
+        }
+    }
+    let mut cur = target;
+    let mut steps = axis.path();
+    loop {
+        let Some(tail) = steps.next() else {
+            *cur = value;
+            return Ok(());
+        };
+        let Noun::Cell(c) = cur else {
+            unreachable!("the path was checked");
+        };
+        // Shared from here down: copy the rest of the path.
+        if c.parts_mut().is_none() {
+            let rest: Vec<bool> = std::iter::once(tail).chain(steps).collect();
+            let inner = rest.iter().fold(Axis::ROOT, |a, &t| a.child(t));
+            let edited = edit(&inner, value, cur).expect("the path was checked");
+            *cur = edited;
+            return Ok(());
+        }
+        let (head, tail_noun) = match cur {
+            Noun::Cell(c) => c.parts_mut().expect("unique, checked above"),
+            Noun::Atom(_) => unreachable!("a cell"),
+        };
+        cur = if tail { tail_noun } else { head };
+    }
+}
+
 /// Nock's edit operator `#[axis value target]`: `target` with the subtree at
 /// `axis` replaced by `value`. Everything off the path is shared, not copied.
 ///
@@ -934,6 +982,38 @@ mod tests {
         assert_eq!(edit(&ax(1), v.clone(), &t).unwrap(), v);
         assert!(edit(&ax(4), v, &t).is_err());
         assert_eq!(slot_u64(0, &t), None);
+    }
+
+    #[test]
+    fn edits_in_place_equal_copying_edits_and_keep_hashes_right() {
+        let base: Noun = "[[1 2] [3 [4 5]] 6 [7 8]]".parse().unwrap();
+        for axis in 1..64u64 {
+            let a = ax(axis);
+            let expected = edit(&a, Noun::atom(99), &base);
+            // Unique: edited where it is.
+            let mut unique: Noun = base.to_string().parse().unwrap();
+            unique.mug();
+            let r = edit_mut(&a, Noun::atom(99), &mut unique);
+            // Shared: the other holder keeps the old version.
+            let mut shared = base.clone();
+            let r2 = edit_mut(&a, Noun::atom(99), &mut shared);
+            match expected {
+                Ok(e) => {
+                    assert!(r.is_ok() && r2.is_ok());
+                    assert_eq!(unique, e, "axis {axis}");
+                    assert_eq!(shared, e, "axis {axis}");
+                    let fresh: Noun = e.to_string().parse().unwrap();
+                    assert_eq!(unique.mug(), fresh.mug(), "stale cached mug at {axis}");
+                    assert_eq!(unique.fingerprint(), fresh.fingerprint());
+                }
+                Err(e) => {
+                    assert_eq!(r, Err(e.clone()));
+                    assert_eq!(r2, Err(e));
+                    assert_eq!(unique, base);
+                }
+            }
+            assert_eq!(base.to_string(), "[[1 2] [3 4 5] 6 7 8]");
+        }
     }
 
     #[test]

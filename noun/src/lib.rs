@@ -42,7 +42,7 @@ mod noun;
 mod text;
 
 pub use atom::Atom;
-pub use axis::{edit, slot, slot_u64, Axis, AxisError, Steps};
+pub use axis::{edit, edit_mut, slot, slot_u64, Axis, AxisError, Steps};
 pub use jam::{cue, cue_bytes, jam, jam_bytes, CueError};
 pub use mug::murmur3_32;
 pub use noun::{Cell, Noun, Unifier};

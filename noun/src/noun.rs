@@ -137,6 +137,16 @@ impl Cell {
         )
     }
 
+    /// Mutable access to the head and tail when this is the only
+    /// reference to the cell (so no one else can see the change), with its
+    /// cached mug and fingerprint cleared; `None` when the cell is shared.
+    pub(crate) fn parts_mut(&mut self) -> Option<(&mut Noun, &mut Noun)> {
+        let data = Arc::get_mut(&mut self.0)?;
+        *data.fingerprint.get_mut() = 0;
+        *data.mug.get_mut() = 0;
+        Some((&mut data.head, &mut data.tail))
+    }
+
     /// Split into owned head and tail, without copying when this is the last
     /// reference.
     pub fn into_parts(self) -> (Noun, Noun) {

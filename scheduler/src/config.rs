@@ -11,7 +11,7 @@ use spectree_noun::Noun;
 use spectree_stm::Regions;
 use thiserror::Error;
 
-use crate::event::{Backend, Executor};
+use crate::event::{Backend, Executor, States};
 use crate::processor::Processor;
 use crate::serial::SerialProcessor;
 
@@ -42,6 +42,8 @@ pub struct Config {
     /// Without it the processor always speculates across the whole window
     /// (useful for testing).
     pub adaptive: bool,
+    /// Which committed states a stream's sink receives.
+    pub states: States,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             memory: spectree_noun::nock::DEFAULT_MEMORY,
             window: None,
             adaptive: true,
+            states: States::None,
         }
     }
 }
@@ -201,6 +204,15 @@ impl<S: Backend> ProcessorBuilder<S> {
         self
     }
 
+    /// Which committed states the sink of [`Processor::stream`] receives
+    /// (default: none; asking for states costs copying where the state
+    /// could otherwise be edited in place).
+    #[must_use]
+    pub fn states(mut self, states: States) -> Self {
+        self.config.states = states;
+        self
+    }
+
     /// All of the configuration at once.
     #[must_use]
     pub fn config(mut self, config: Config) -> Self {
@@ -215,6 +227,7 @@ impl<S: Backend> ProcessorBuilder<S> {
             kernel: self.kernel.clone(),
             fuel: self.config.fuel,
             memory: self.config.memory,
+            states: self.config.states,
         }
     }
 
@@ -233,6 +246,7 @@ impl<S: Backend> ProcessorBuilder<S> {
             None if self.config.threads > 1 => Some(Arc::new(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(self.config.threads - 1)
+                    .stack_size(crate::processor::WORKER_STACK)
                     .thread_name(|i| format!("spectree-{i}"))
                     .build()
                     .map_err(BuildError::Pool)?,

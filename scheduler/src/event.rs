@@ -86,8 +86,8 @@ impl<S: Backend> fmt::Debug for Event<S> {
     }
 }
 
-/// The output for one event: its index in the log, its outcome, and the
-/// committed state after it.
+/// The output for one event: its index in the log, its outcome, and (when
+/// asked for, see [`States`]) the committed state after it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Committed<S> {
@@ -95,17 +95,56 @@ pub struct Committed<S> {
     pub index: u64,
     /// The event's effects or error.
     pub outcome: Outcome,
-    /// The state after the event.
-    pub state: S,
+    /// The state after the event, where [`States`] asks for it.
+    pub state: Option<S>,
 }
 
 impl<S> Committed<S> {
     /// An output (for sinks that pass outputs on, renumbered).
-    pub fn new(index: u64, outcome: Outcome, state: S) -> Self {
+    pub fn new(index: u64, outcome: Outcome, state: Option<S>) -> Self {
         Committed {
             index,
             outcome,
             state,
+        }
+    }
+}
+
+/// Which committed states the sink of a stream receives.
+///
+/// Handing out the state after an event costs more than an `Arc` count:
+/// while anyone holds a version, the next write must copy what it shares
+/// with it instead of editing in place. So states are delivered only where
+/// asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum States {
+    /// No states (the final state is returned by `stream` anyway).
+    #[default]
+    None,
+    /// The state after every `n`-th event (after events `n - 1`,
+    /// `2n - 1`, ...); `Every(1)` is every state.
+    Every(u64),
+    /// The state after event `first`, then after every `every`-th event
+    /// from there.
+    From {
+        /// The first event whose state is delivered.
+        first: u64,
+        /// Events between delivered states (at least 1).
+        every: u64,
+    },
+}
+
+impl States {
+    /// Whether the state after event `index` is delivered.
+    #[inline]
+    pub fn wants(self, index: u64) -> bool {
+        match self {
+            States::None => false,
+            States::Every(n) => n > 0 && (index + 1).is_multiple_of(n),
+            States::From { first, every } => {
+                every > 0 && index >= first && (index - first).is_multiple_of(every)
+            }
         }
     }
 }
@@ -178,7 +217,7 @@ impl Backend for NounState {
                 outcome: Err(EventError::NoKernel),
                 access: AccessSet::empty(),
                 writes: Vec::new(),
-                state: state.clone(),
+                state: Some(state.clone()),
             },
         }
     }
@@ -243,6 +282,8 @@ pub(crate) struct Executor<S: Backend> {
     pub kernel: Option<Noun>,
     pub fuel: u64,
     pub memory: u64,
+    /// Which committed states outputs carry.
+    pub states: States,
 }
 
 impl<S: Backend> Clone for Executor<S> {
@@ -252,6 +293,7 @@ impl<S: Backend> Clone for Executor<S> {
             kernel: self.kernel.clone(),
             fuel: self.fuel,
             memory: self.memory,
+            states: self.states,
         }
     }
 }
@@ -263,26 +305,26 @@ impl<S: Backend> Executor<S> {
             .with_cancel(cancel)
     }
 
-    fn execute(&self, event: &Event<S>, state: &S, options: &Options) -> Execution<S> {
-        match event {
-            Event::Nock(e) => {
-                S::execute_nock(self.kernel.as_ref(), e, state, &*self.regions, options)
-            }
-            Event::Rust(r) => execute_rust(&**r, state, &*self.regions, options),
-        }
-    }
-
     /// Run `event` against `state` untracked: its outcome and end state.
-    pub fn direct(&self, event: &Event<S>, state: &S) -> (Outcome, S) {
-        let run = self.execute(event, state, &Options::direct(self.limits(None)));
-        (run.outcome, run.state)
+    /// The state is consumed, and edited in place where nothing else holds
+    /// it.
+    pub fn direct(&self, event: &Event<S>, state: S) -> (Outcome, S) {
+        let options = Options::direct(self.limits(None));
+        let run = match event {
+            Event::Nock(e) => {
+                S::execute_nock(self.kernel.as_ref(), e, &state, &*self.regions, &options)
+            }
+            Event::Rust(r) => execute_rust(&**r, state, &*self.regions, &options),
+        };
+        let end = run.state.expect("a direct run has an end state");
+        (run.outcome, end)
     }
 
     /// Run `event` against `state`, recording its accesses, telling
     /// `watch` of each region first read, and stopping early once `cancel`
     /// is set (the result is then to be discarded). Without `end_state` the
-    /// execution's `state` may be left as the snapshot (its writes are to be
-    /// grafted), which saves building a version nobody uses.
+    /// execution has no end state (its writes are to be grafted), which
+    /// saves building a version nobody uses.
     pub fn tracked(
         &self,
         event: &Event<S>,
@@ -298,6 +340,11 @@ impl<S: Backend> Executor<S> {
         if !end_state {
             options = options.without_end_state();
         }
-        self.execute(event, state, &options)
+        match event {
+            Event::Nock(e) => {
+                S::execute_nock(self.kernel.as_ref(), e, state, &*self.regions, &options)
+            }
+            Event::Rust(r) => execute_rust(&**r, state, &*self.regions, &options),
+        }
     }
 }

@@ -55,9 +55,9 @@ mod serial;
 mod sync;
 
 pub use config::{BuildError, Config, ProcessorBuilder, MAX_THREADS, MAX_WINDOW};
-pub use event::{Backend, Committed, Event, NoNock, Outcome};
+pub use event::{Backend, Committed, Event, NoNock, Outcome, States};
 pub use metrics::{ChainMeter, Metrics};
-pub use processor::{Processor, Run};
+pub use processor::{Processor, Run, WORKER_STACK};
 pub use serial::SerialProcessor;
 pub use spectree_noun as noun;
 pub use spectree_stm as stm;
@@ -65,7 +65,7 @@ pub use spectree_stm::{MapState, NounState};
 
 /// The names an embedder needs: `use spectree::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Committed, Event, Outcome, Processor, SerialProcessor};
+    pub use crate::{Committed, Event, Outcome, Processor, SerialProcessor, States};
     pub use spectree_noun::{Axis, Noun};
     pub use spectree_stm::{
         EventError, HashRegions, MapKey, MapState, NounState, RegionMap, RustEvent, State, Tx,

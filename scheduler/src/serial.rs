@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use spectree_stm::Regions;
 
-use crate::event::{Backend, Committed, Event, Executor};
+use crate::event::{Backend, Committed, Event, Executor, States};
 use crate::metrics::{ChainMeter, Metrics};
 use crate::processor::Run;
 
@@ -73,14 +73,31 @@ impl<S: Backend> SerialProcessor<S> {
     /// the final state.
     pub fn stream(
         &self,
+        state: S,
+        events: impl IntoIterator<Item = Event<S>>,
+        sink: impl FnMut(Committed<S>),
+    ) -> S {
+        self.stream_with_states(state, events, self.executor.states, sink)
+    }
+
+    /// [`stream`](Self::stream), delivering the committed states `states`
+    /// asks for instead of the configured ones.
+    pub fn stream_with_states(
+        &self,
         mut state: S,
         events: impl IntoIterator<Item = Event<S>>,
+        states: States,
         mut sink: impl FnMut(Committed<S>),
     ) -> S {
         for (index, event) in events.into_iter().enumerate() {
-            let (outcome, next) = self.executor.direct(&event, &state);
+            let (outcome, next) = self.executor.direct(&event, state);
             state = next;
-            sink(Committed::new(index as u64, outcome, state.clone()));
+            let index = index as u64;
+            sink(Committed::new(
+                index,
+                outcome,
+                states.wants(index).then(|| state.clone()),
+            ));
         }
         state
     }
@@ -95,12 +112,18 @@ impl<S: Backend> SerialProcessor<S> {
         mut sink: impl FnMut(Committed<S>),
     ) -> (S, ChainMeter) {
         let mut meter = ChainMeter::new(self.executor.regions.count());
+        let states = self.executor.states;
         for (index, event) in events.into_iter().enumerate() {
             let t = Instant::now();
             let run = self.executor.tracked(&event, &state, None, None, true);
             meter.add(t.elapsed().as_secs_f64(), &run.access);
-            state = run.state;
-            sink(Committed::new(index as u64, run.outcome, state.clone()));
+            state = run.state.expect("a run with its end state");
+            let index = index as u64;
+            sink(Committed::new(
+                index,
+                run.outcome,
+                states.wants(index).then(|| state.clone()),
+            ));
         }
         (state, meter)
     }

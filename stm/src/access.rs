@@ -49,48 +49,96 @@ impl fmt::Debug for Watch {
     }
 }
 
+/// Regions marked, each once, in first-marked order; membership by a
+/// short scan while few, by a bitset (allocated then) once many. Memory is
+/// proportional to the regions touched, not to the region count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct RegionSet {
+    list: Vec<u32>,
+    bits: Option<BitVec>,
+}
+
+/// Regions past which a set switches from scanning to a bitset.
+const SCAN_LIMIT: usize = 16;
+
+impl RegionSet {
+    /// Mark `i` (of `count` regions); whether it was new.
+    #[inline]
+    fn insert(&mut self, i: usize, count: usize) -> bool {
+        match &mut self.bits {
+            Some(bits) => {
+                if bits.replace(i, true) {
+                    return false;
+                }
+            }
+            None => {
+                if self.list.contains(&(i as u32)) {
+                    return false;
+                }
+                if self.list.len() >= SCAN_LIMIT {
+                    let mut bits = BitVec::repeat(false, count.max(i + 1));
+                    for &r in &self.list {
+                        bits.set(r as usize, true);
+                    }
+                    bits.set(i, true);
+                    self.bits = Some(bits);
+                }
+            }
+        }
+        self.list.push(i as u32);
+        true
+    }
+
+    #[inline]
+    fn contains(&self, i: u32) -> bool {
+        match &self.bits {
+            Some(bits) => bits.get(i as usize).is_some_and(|b| *b),
+            None => self.list.contains(&i),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.list.clear();
+        self.bits = None;
+    }
+}
+
 /// The keys one execution read, relied on the shape of, and wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessSet<K: Key> {
     reads: Vec<K>,
     shapes: Vec<K>,
     writes: Vec<K>,
-    read_bits: BitVec,
-    write_bits: BitVec,
-    /// The set bits of `read_bits` and `write_bits`, in first-marked order:
-    /// checks iterate these, in time proportional to what was touched, not
-    /// to the number of regions.
-    read_list: Vec<u32>,
-    write_list: Vec<u32>,
+    /// Regions read (reads and shapes) and written: checks iterate these,
+    /// in time proportional to what was touched, not to the number of
+    /// regions.
+    read_regions: RegionSet,
+    write_regions: RegionSet,
+    /// The number of regions of the map the set was built for.
+    count: usize,
     watch: Watch,
 }
 
 impl<K: Key> AccessSet<K> {
-    /// An empty set for `regions`.
+    /// An empty set for `regions`. It allocates nothing until something is
+    /// recorded.
     pub fn new(regions: &dyn Regions<K>) -> Self {
         AccessSet {
-            reads: Vec::new(),
-            shapes: Vec::new(),
-            writes: Vec::new(),
-            read_bits: BitVec::repeat(false, regions.count()),
-            write_bits: BitVec::repeat(false, regions.count()),
-            read_list: Vec::new(),
-            write_list: Vec::new(),
-            watch: Watch(None),
+            count: regions.count(),
+            ..AccessSet::empty()
         }
     }
 
-    /// An empty set with no region bits, for executions that record
+    /// An empty set that records nothing, for executions that track
     /// nothing (it allocates nothing).
     pub fn empty() -> Self {
         AccessSet {
             reads: Vec::new(),
             shapes: Vec::new(),
             writes: Vec::new(),
-            read_bits: BitVec::new(),
-            write_bits: BitVec::new(),
-            read_list: Vec::new(),
-            write_list: Vec::new(),
+            read_regions: RegionSet::default(),
+            write_regions: RegionSet::default(),
+            count: 0,
             watch: Watch(None),
         }
     }
@@ -103,36 +151,38 @@ impl<K: Key> AccessSet<K> {
 
     /// Record that the content at `key` was read.
     pub fn read(&mut self, key: K, regions: &dyn Regions<K>) {
-        let (bits, list, watch) = (&mut self.read_bits, &mut self.read_list, &self.watch.0);
-        regions.each(&key, &mut |i| note(bits, list, watch, i));
+        let (set, watch, count) = (&mut self.read_regions, &self.watch.0, self.count);
+        regions.each(&key, &mut |i| note(set, count, watch, i));
         self.reads.push(key);
     }
 
     /// Record that the existence of `key` was relied on.
     pub fn shape(&mut self, key: K, regions: &dyn Regions<K>) {
-        let (bits, list, watch) = (&mut self.read_bits, &mut self.read_list, &self.watch.0);
-        regions.each_shape(&key, &mut |i| note(bits, list, watch, i));
+        let (set, watch, count) = (&mut self.read_regions, &self.watch.0, self.count);
+        regions.each_shape(&key, &mut |i| note(set, count, watch, i));
         self.shapes.push(key);
     }
 
     /// Record a write at `key`.
     pub fn write(&mut self, key: K, regions: &dyn Regions<K>) {
-        let (bits, list) = (&mut self.write_bits, &mut self.write_list);
-        regions.each(&key, &mut |i| note(bits, list, &None, i));
+        let (set, count) = (&mut self.write_regions, self.count);
+        regions.each(&key, &mut |i| note(set, count, &None, i));
         self.writes.push(key);
     }
 
-    /// Sort and deduplicate the exact keys (for stable output; checks do not
-    /// need it).
+    /// Sort and deduplicate the exact keys, and sort the region lists (for
+    /// stable output; checks do not need it).
     pub fn normalize(&mut self) {
         for v in [&mut self.reads, &mut self.shapes, &mut self.writes] {
             v.sort();
             v.dedup();
         }
+        self.read_regions.list.sort_unstable();
+        self.write_regions.list.sort_unstable();
     }
 
     /// Forget every write (an execution that failed writes nothing). Region
-    /// bits are cleared too. Not public: only the executor decides what an
+    /// marks are cleared too. Not public: only the executor decides what an
     /// execution wrote.
     ///
     /// ```compile_fail
@@ -142,13 +192,15 @@ impl<K: Key> AccessSet<K> {
     /// ```
     pub(crate) fn clear_writes(&mut self) {
         self.writes.clear();
-        self.write_bits.fill(false);
-        self.write_list.clear();
+        self.write_regions.clear();
     }
 
     /// Drop writes that lie inside other writes (the outer write's value
-    /// includes them). Region bits stay as they were: still conservative.
+    /// includes them). Region marks stay as they were: still conservative.
     pub fn drop_enclosed_writes(&mut self) {
+        if K::DISJOINT {
+            return;
+        }
         let all = self.writes.clone();
         self.writes.retain(|w| !all.iter().any(|o| o.encloses(w)));
     }
@@ -168,40 +220,24 @@ impl<K: Key> AccessSet<K> {
         &self.writes
     }
 
-    /// Regions read (including shapes).
-    pub fn read_regions(&self) -> &BitVec {
-        &self.read_bits
+    /// The regions read (including shapes), each once (in ascending order
+    /// once [normalized](Self::normalize)).
+    pub fn read_regions(&self) -> &[u32] {
+        &self.read_regions.list
     }
 
-    /// Regions written.
-    pub fn write_regions(&self) -> &BitVec {
-        &self.write_bits
-    }
-
-    /// The regions read (including shapes), each once.
-    pub fn read_region_list(&self) -> &[u32] {
-        &self.read_list
-    }
-
-    /// The regions written, each once.
-    pub fn write_region_list(&self) -> &[u32] {
-        &self.write_list
+    /// The regions written, each once (ascending once normalized).
+    pub fn write_regions(&self) -> &[u32] {
+        &self.write_regions.list
     }
 
     /// Whether `committed`'s writes invalidate this set's reads or shapes.
-    ///
-    /// # Panics
-    /// If the two sets were built for region maps of different sizes.
     pub fn conflicts_with(&self, committed: &AccessSet<K>) -> bool {
-        assert_eq!(
-            self.read_bits.len(),
-            committed.write_bits.len(),
-            "access sets from different region maps"
-        );
         let hint = self
-            .read_list
+            .read_regions
+            .list
             .iter()
-            .any(|&i| committed.write_bits.get(i as usize).is_some_and(|b| *b));
+            .any(|&i| committed.write_regions.contains(i));
         if !hint {
             return false;
         }
@@ -212,16 +248,18 @@ impl<K: Key> AccessSet<K> {
 
     /// Regions where `committed`'s writes meet this set's reads (for
     /// per-region conflict statistics).
-    pub fn conflict_regions(&self, committed: &AccessSet<K>) -> BitVec {
-        let mut both = self.read_bits.clone();
-        both &= &committed.write_bits;
-        both
+    pub fn conflict_regions(&self, committed: &AccessSet<K>) -> Vec<u32> {
+        self.read_regions
+            .list
+            .iter()
+            .copied()
+            .filter(|&i| committed.write_regions.contains(i))
+            .collect()
     }
 }
 
-fn note(bits: &mut BitVec, list: &mut Vec<u32>, watch: &Option<Arc<dyn ReadWatch>>, i: usize) {
-    if !bits.replace(i, true) {
-        list.push(i as u32);
+fn note(set: &mut RegionSet, count: usize, watch: &Option<Arc<dyn ReadWatch>>, i: usize) {
+    if set.insert(i, count) {
         if let Some(w) = watch {
             w.read_region(i);
         }
@@ -315,7 +353,7 @@ mod tests {
         let r = RegionMap::depth(2).unwrap();
         let mine = set(&r, &[12], &[], &[]);
         let theirs = set(&r, &[], &[], &[13]);
-        assert!(mine.conflict_regions(&theirs).any());
+        assert!(!mine.conflict_regions(&theirs).is_empty());
         assert!(validate(&mine, [&theirs]));
     }
 }

@@ -27,7 +27,7 @@ use thiserror::Error;
 
 use crate::access::{AccessSet, ReadWatch};
 use crate::region::Regions;
-use crate::state::{NounState, State, StateError, Tx, Writes};
+use crate::state::{NounState, Snapshot, State, StateError, Tx, Writes};
 use crate::tracker::{Prov, Tracker};
 
 /// Why an event produced no new state.
@@ -171,8 +171,9 @@ pub struct Execution<S: State> {
     /// run direct).
     pub writes: Writes<S::Key>,
     /// The state the execution left, built on its own snapshot (the
-    /// snapshot itself when the event failed).
-    pub state: S,
+    /// snapshot itself when the event failed); `None` when built
+    /// [without the end state](Options::without_end_state).
+    pub state: Option<S>,
 }
 
 impl<S: State> Execution<S> {
@@ -201,13 +202,15 @@ pub fn graft<S: State>(state: &S, writes: &[(S::Key, Noun)]) -> Result<S, StateE
 
 /// Run Nock event `event` under kernel `kernel` against `state`: the
 /// subject is `[event state]` and the product must be `[effects state']`.
-pub fn execute_nock(
+pub fn execute_nock<'a>(
     kernel: &Noun,
     event: &Noun,
-    state: &NounState,
+    state: impl Into<Snapshot<'a, NounState>>,
     regions: &dyn Regions<Axis>,
     options: &Options,
 ) -> Execution<NounState> {
+    let state = state.into();
+    let state = state.get();
     let subject = Noun::cell(event.clone(), state.0.clone());
     if !options.tracked {
         let (outcome, end) = match nock(subject, kernel, &options.limits) {
@@ -219,7 +222,7 @@ pub fn execute_nock(
             outcome,
             access: AccessSet::empty(),
             writes: Vec::new(),
-            state: end,
+            state: Some(end),
         };
     }
     let mut tracker = Tracker::new(regions);
@@ -227,7 +230,7 @@ pub fn execute_nock(
     let tag = Prov::pair(Prov::Fresh, Prov::Orig(Axis::ROOT));
     let run = nock_with(subject, tag, kernel, &options.limits, &mut tracker);
     let mut writes = Vec::new();
-    let mut end = state.clone();
+    let mut end = None;
     let outcome = match run {
         Err(e) => Err(EventError::Nock(e)),
         Ok(traced) => match &traced.product {
@@ -239,7 +242,9 @@ pub fn execute_nock(
                 let (effects_tag, state_tag) = split(&mut tracker, &traced.tag);
                 tracker.read_all(&effects_tag);
                 extract_writes(&mut tracker, &state.0, c.tail(), state_tag, &mut writes);
-                end = NounState(c.tail().clone());
+                if options.end_state {
+                    end = Some(NounState(c.tail().clone()));
+                }
                 Ok(c.head().clone())
             }
         },
@@ -247,6 +252,9 @@ pub fn execute_nock(
     let mut access = tracker.access;
     access.set_watch(None);
     access.normalize();
+    if end.is_none() && options.end_state {
+        end = Some(state.clone());
+    }
     Execution {
         outcome,
         access,
@@ -319,46 +327,53 @@ pub trait RustEvent<S: State>: Send + Sync {
 /// Run a Rust event against `state`; a panic becomes the event's error
 /// ([`EventError::Panicked`]), and a failed event leaves the state
 /// unchanged and writes nothing.
-pub fn execute_rust<S: State>(
+/// The state may be borrowed (`&state`: a shared snapshot, left as it is)
+/// or owned (`state`: consumed, and a successful direct execution edits it
+/// in place, which for a state nobody else holds costs no copying).
+pub fn execute_rust<'a, S: State>(
     event: &dyn RustEvent<S>,
-    state: &S,
-    regions: &dyn Regions<S::Key>,
+    state: impl Into<Snapshot<'a, S>>,
+    regions: &'a dyn Regions<S::Key>,
     options: &Options,
 ) -> Execution<S> {
     let cancel = options.limits.cancel.clone();
     if !options.tracked {
-        let mut tx = Tx::untracked(state.clone(), regions).with_cancel(cancel);
+        let mut tx = Tx::untracked(state.into(), regions).with_cancel(cancel);
         let outcome = apply_contained(event, &mut tx);
         let end = match &outcome {
             Ok(_) => tx.into_state(),
-            Err(_) => state.clone(),
+            Err(_) => tx.into_unchanged(),
         };
         return Execution {
             outcome,
             access: AccessSet::empty(),
             writes: Vec::new(),
-            state: end,
+            state: Some(end),
         };
     }
-    let mut tx = Tx::new(state.clone(), regions).with_cancel(cancel);
+    let mut tx = Tx::new(state.into(), regions).with_cancel(cancel);
     if let Some(access) = tx.access_mut() {
         access.set_watch(options.watch.clone());
     }
     let outcome = apply_contained(event, &mut tx);
-    let (end, mut access, mut writes) = if options.end_state && outcome.is_ok() {
-        tx.finish()
+    if outcome.is_err() {
+        // A failed event leaves the state unchanged and writes nothing, so
+        // no later event conflicts with what it tried to write.
+        let (mut access, _) = tx.finish_writes();
+        access.clear_writes();
+        return Execution {
+            outcome,
+            access,
+            writes: Vec::new(),
+            state: options.end_state.then(|| tx.into_unchanged()),
+        };
+    }
+    let (end, access, writes) = if options.end_state {
+        let (end, access, writes) = tx.finish();
+        (Some(end), access, writes)
     } else {
         let (access, writes) = tx.finish_writes();
-        (state.clone(), access, writes)
-    };
-    let end = if outcome.is_err() {
-        // A failed event leaves the state unchanged: no writes, so no
-        // later event conflicts with what it tried to write.
-        access.clear_writes();
-        writes.clear();
-        state.clone()
-    } else {
-        end
+        (None, access, writes)
     };
     Execution {
         outcome,
@@ -387,7 +402,7 @@ mod tests {
         execute_nock(
             &n(kernel),
             &n(event),
-            &NounState(n(state)),
+            NounState(n(state)),
             &regions,
             &Options::tracked(Limits::fuel(100_000)),
         )
@@ -461,13 +476,13 @@ mod tests {
         let regions = RegionMap::depth(1).unwrap();
         let e = execute_rust(
             &Panics,
-            &NounState(n("[1 2]")),
+            NounState(n("[1 2]")),
             &regions,
             &Options::tracked(Limits::default()),
         );
         assert_eq!(e.outcome, Err(EventError::Panicked("boom".into())));
         assert!(e.writes.is_empty());
         assert!(e.access.writes().is_empty());
-        assert!(!e.access.write_regions().any());
+        assert!(e.access.write_regions().is_empty());
     }
 }

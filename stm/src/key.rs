@@ -19,6 +19,11 @@ pub trait Key: Clone + Eq + Ord + Hash + Debug + Send + Sync + 'static {
     /// Whether a write at `self` can change the *existence* of `other`
     /// without touching its content: for axes, `self` is a proper ancestor.
     fn encloses(&self, other: &Self) -> bool;
+
+    /// True when keys overlap only when equal and never enclose one another
+    /// (map keys): transactions then find their own writes by lookup
+    /// instead of by scanning.
+    const DISJOINT: bool = false;
 }
 
 impl Key for Axis {
@@ -33,6 +38,8 @@ impl Key for Axis {
 
 /// Keys of a [`MapState`](crate::MapState): independent of one another.
 impl Key for MapKey {
+    const DISJOINT: bool = true;
+
     fn overlaps(&self, other: &MapKey) -> bool {
         self == other
     }

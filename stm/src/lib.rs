@@ -52,4 +52,4 @@ pub use exec::{execute_nock, execute_rust, graft, EventError, Execution, Options
 pub use key::{Key, MapKey};
 pub use region::{HashRegions, RegionError, RegionMap, Regions};
 pub use spectree_noun as noun;
-pub use state::{MapState, NounState, State, StateError, Tx, Writes};
+pub use state::{FingerprintHasher, MapState, NounState, Snapshot, State, StateError, Tx, Writes};

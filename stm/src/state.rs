@@ -9,7 +9,7 @@
 use std::fmt::Debug;
 
 use spectree_noun::nock::CancelToken;
-use spectree_noun::{edit, slot, Axis, AxisError, Noun};
+use spectree_noun::{edit, edit_mut, slot, Axis, AxisError, Noun};
 use thiserror::Error;
 
 use crate::access::AccessSet;
@@ -50,6 +50,17 @@ pub trait State: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// [`StateError`] where the key cannot exist.
     fn put(&self, key: &Self::Key, value: Noun) -> Result<Self, StateError>;
 
+    /// This state with `value` at `key`, changed in place where nobody
+    /// else holds the parts it changes (so a state only one owner holds is
+    /// updated without copying). Unchanged on an error.
+    ///
+    /// # Errors
+    /// Exactly the error [`put`](Self::put) would return.
+    fn put_mut(&mut self, key: &Self::Key, value: Noun) -> Result<(), StateError> {
+        *self = self.put(key, value)?;
+        Ok(())
+    }
+
     /// A digest of the whole state, equal for equal states (Urbit's mug).
     fn mug(&self) -> u32;
 
@@ -76,6 +87,10 @@ impl State for NounState {
 
     fn put(&self, key: &Axis, value: Noun) -> Result<Self, StateError> {
         Ok(NounState(edit(key, value, &self.0)?))
+    }
+
+    fn put_mut(&mut self, key: &Axis, value: Noun) -> Result<(), StateError> {
+        Ok(edit_mut(key, value, &mut self.0)?)
     }
 
     fn mug(&self) -> u32 {
@@ -110,7 +125,39 @@ impl State for NounState {
 /// assert_eq!(accounts.get(&MapKey(Noun::atom(7))).unwrap(), Some(Noun::atom(100)));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MapState(imbl::HashMap<MapKey, Noun>);
+pub struct MapState(Map);
+
+/// The map behind a [`MapState`]: keys are hashed by their fingerprint (a
+/// keyed 64-bit mix of the noun, cached in cells), which needs no second
+/// hash.
+type Map = imbl::GenericHashMap<
+    MapKey,
+    Noun,
+    std::hash::BuildHasherDefault<FingerprintHasher>,
+    imbl::shared_ptr::DefaultSharedPtr,
+>;
+
+/// Passes a key's fingerprint through as its hash: [`MapKey`] hashes as one
+/// `write_u64` of the noun's fingerprint, already well mixed and keyed per
+/// process (so inputs cannot choose collisions).
+#[derive(Default, Clone, Copy, Debug)]
+pub struct FingerprintHasher(u64);
+
+impl std::hash::Hasher for FingerprintHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(29) ^ n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 impl MapState {
     /// An empty map.
@@ -143,6 +190,11 @@ impl State for MapState {
 
     fn put(&self, key: &MapKey, value: Noun) -> Result<Self, StateError> {
         Ok(MapState(self.0.update(key.clone(), value)))
+    }
+
+    fn put_mut(&mut self, key: &MapKey, value: Noun) -> Result<(), StateError> {
+        self.0.insert(key.clone(), value);
+        Ok(())
     }
 
     /// O(keys): a sum over every pair.
@@ -185,18 +237,147 @@ impl FromIterator<(MapKey, Noun)> for MapState {
 ///     let _ = tx.finish_writes();
 /// }
 /// ```
-pub struct Tx<'r, S: State> {
-    current: S,
-    /// A tracked transaction defers its writes: its state is `current` with
+pub struct Tx<'a, S: State> {
+    base: Snapshot<'a, S>,
+    /// The base as it was, kept when the overlay is first applied to it
+    /// before the end (a failing event must leave the state unchanged).
+    original: Option<S>,
+    /// Writes are deferred: the transaction's state is `base` with
     /// `overlay` applied. Keys in the overlay are pairwise disjoint (a write
     /// overlapping one first applies the overlay), so a read at an exact
-    /// key is answered from it without building a new version. Speculative
-    /// executions thus never edit the shared state; the commit path grafts.
-    overlay: Vec<(S::Key, Noun)>,
-    regions: &'r dyn Regions<S::Key>,
+    /// key is answered from it without building a new version. A tracked
+    /// execution thus never edits the shared state (the commit path
+    /// grafts), and a direct one edits its own state in place only when it
+    /// succeeds.
+    overlay: Overlay<S::Key>,
+    regions: &'a dyn Regions<S::Key>,
     /// `None`: an untracked transaction (nothing recorded).
     access: Option<AccessSet<S::Key>>,
     cancel: Option<CancelToken>,
+}
+
+/// The state an execution runs against: borrowed (a shared snapshot, left
+/// as it is) or owned (consumed: a successful direct execution edits it in
+/// place). Both `&S` and `S` convert into one.
+#[derive(Debug)]
+pub enum Snapshot<'a, S> {
+    /// A snapshot others may hold too.
+    Shared(&'a S),
+    /// A state this execution owns.
+    Owned(S),
+}
+
+impl<'a, S> From<&'a S> for Snapshot<'a, S> {
+    fn from(s: &'a S) -> Self {
+        Snapshot::Shared(s)
+    }
+}
+
+impl<S: State> From<S> for Snapshot<'_, S> {
+    fn from(s: S) -> Self {
+        Snapshot::Owned(s)
+    }
+}
+
+impl<S: State> Snapshot<'_, S> {
+    /// The state.
+    pub fn get(&self) -> &S {
+        match self {
+            Snapshot::Shared(s) => s,
+            Snapshot::Owned(s) => s,
+        }
+    }
+
+    /// The state, owned (cloned if shared: O(1) for persistent states).
+    pub fn into_owned(self) -> S {
+        match self {
+            Snapshot::Shared(s) => s.clone(),
+            Snapshot::Owned(s) => s,
+        }
+    }
+
+    fn make_mut(&mut self) -> &mut S {
+        if let Snapshot::Shared(s) = self {
+            *self = Snapshot::Owned(s.clone());
+        }
+        match self {
+            Snapshot::Owned(s) => s,
+            Snapshot::Shared(_) => unreachable!("made owned above"),
+        }
+    }
+}
+
+/// Entries past which the overlay keeps an index by key.
+const INDEX_AFTER: usize = 8;
+
+/// Deferred writes, in order, with an index by key once there are many.
+#[derive(Debug)]
+struct Overlay<K: Key> {
+    entries: Vec<(K, Noun)>,
+    index: Option<std::collections::HashMap<K, usize>>,
+}
+
+impl<K: Key> Overlay<K> {
+    fn new() -> Self {
+        Overlay {
+            entries: Vec::new(),
+            index: None,
+        }
+    }
+
+    fn position(&self, key: &K) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.entries.iter().position(|(w, _)| w == key),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<&Noun> {
+        self.position(key).map(|i| &self.entries[i].1)
+    }
+
+    fn set(&mut self, key: &K, value: Noun) {
+        match self.position(key) {
+            Some(i) => self.entries[i].1 = value,
+            None => {
+                self.entries.push((key.clone(), value));
+                match &mut self.index {
+                    Some(index) => {
+                        index.insert(key.clone(), self.entries.len() - 1);
+                    }
+                    None if self.entries.len() > INDEX_AFTER => {
+                        self.index = Some(
+                            self.entries
+                                .iter()
+                                .enumerate()
+                                .map(|(i, (k, _))| (k.clone(), i))
+                                .collect(),
+                        );
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// Whether an entry overlaps `key` without being it (never, for
+    /// disjoint keys).
+    fn overlaps_other(&self, key: &K) -> bool {
+        !K::DISJOINT
+            && self
+                .entries
+                .iter()
+                .any(|(w, _)| w != key && w.overlaps(key))
+    }
+
+    fn take(&mut self) -> Vec<(K, Noun)> {
+        self.index = None;
+        std::mem::take(&mut self.entries)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 /// Shows nothing an event could use to tell a tracked run from a direct
@@ -207,12 +388,13 @@ impl<S: State> std::fmt::Debug for Tx<'_, S> {
     }
 }
 
-impl<'r, S: State> Tx<'r, S> {
-    /// A transaction over `snapshot`.
-    pub(crate) fn new(snapshot: S, regions: &'r dyn Regions<S::Key>) -> Self {
+impl<'a, S: State> Tx<'a, S> {
+    /// A transaction over `snapshot` that records what it reads and writes.
+    pub(crate) fn new(snapshot: Snapshot<'a, S>, regions: &'a dyn Regions<S::Key>) -> Self {
         Tx {
-            current: snapshot,
-            overlay: Vec::new(),
+            base: snapshot,
+            original: None,
+            overlay: Overlay::new(),
             regions,
             access: Some(AccessSet::new(regions)),
             cancel: None,
@@ -221,10 +403,11 @@ impl<'r, S: State> Tx<'r, S> {
 
     /// A transaction that records nothing, for an execution that commits
     /// directly (no other execution is validated against it).
-    pub(crate) fn untracked(snapshot: S, regions: &'r dyn Regions<S::Key>) -> Self {
+    pub(crate) fn untracked(snapshot: Snapshot<'a, S>, regions: &'a dyn Regions<S::Key>) -> Self {
         Tx {
-            current: snapshot,
-            overlay: Vec::new(),
+            base: snapshot,
+            original: None,
+            overlay: Overlay::new(),
             regions,
             access: None,
             cancel: None,
@@ -263,11 +446,19 @@ impl<'r, S: State> Tx<'r, S> {
         }
     }
 
-    /// Whether `key` lies inside something this transaction wrote.
-    /// Apply the overlay to `current`.
-    fn materialize(&mut self) -> Result<(), StateError> {
-        for (k, v) in std::mem::take(&mut self.overlay) {
-            self.current = self.current.put(&k, v)?;
+    /// Apply the overlay to the base (in place where the base is owned and
+    /// unshared). Before the end of the transaction (`keep`), the base as it
+    /// was is kept first, for a failure to return.
+    fn apply_overlay(&mut self, keep: bool) -> Result<(), StateError> {
+        if self.overlay.is_empty() {
+            return Ok(());
+        }
+        if keep && self.original.is_none() {
+            self.original = Some(self.base.get().clone());
+        }
+        let base = self.base.make_mut();
+        for (k, v) in self.overlay.take() {
+            base.put_mut(&k, v)?;
         }
         Ok(())
     }
@@ -275,17 +466,19 @@ impl<'r, S: State> Tx<'r, S> {
     /// Apply the overlay if one of its keys overlaps `key` without being
     /// it.
     fn settle(&mut self, key: &S::Key) -> Result<(), StateError> {
-        if self
-            .overlay
-            .iter()
-            .any(|(w, _)| w != key && w.overlaps(key))
-        {
-            self.materialize()?;
+        if self.overlay.overlaps_other(key) {
+            self.apply_overlay(true)?;
         }
         Ok(())
     }
 
-    fn own(access: &AccessSet<S::Key>, key: &S::Key) -> bool {
+    /// Whether this transaction has written `key` or something enclosing it
+    /// (then reading it reads nothing shared).
+    fn own(&self, access: &AccessSet<S::Key>, key: &S::Key) -> bool {
+        if S::Key::DISJOINT {
+            // Every write is in the overlay (disjoint keys never settle it).
+            return self.overlay.position(key).is_some();
+        }
         access.writes().iter().any(|w| w == key || w.encloses(key))
     }
 
@@ -296,16 +489,20 @@ impl<'r, S: State> Tx<'r, S> {
     /// a read: the outcome depends on it).
     pub fn get(&mut self, key: &S::Key) -> Result<Option<Noun>, StateError> {
         self.check_aborted()?;
-        if let Some(access) = &mut self.access {
-            if !Self::own(access, key) {
-                access.read(key.clone(), self.regions);
+        if let Some(access) = &self.access {
+            if !self.own(access, key) {
+                let regions = self.regions;
+                self.access
+                    .as_mut()
+                    .expect("tracked")
+                    .read(key.clone(), regions);
             }
         }
         self.settle(key)?;
-        if let Some((_, v)) = self.overlay.iter().find(|(w, _)| w == key) {
+        if let Some(v) = self.overlay.get(key) {
             return Ok(Some(v.clone()));
         }
-        self.current.get(key)
+        self.base.get().get(key)
     }
 
     /// Write `value` at `key`.
@@ -314,27 +511,24 @@ impl<'r, S: State> Tx<'r, S> {
     /// [`StateError`] where the key cannot exist (recorded as a read).
     pub fn put(&mut self, key: &S::Key, value: Noun) -> Result<(), StateError> {
         self.check_aborted()?;
-        let Some(access) = &mut self.access else {
-            self.current = self.current.put(key, value)?;
-            return Ok(());
+        let own = match &self.access {
+            Some(access) => self.own(access, key),
+            None => true,
         };
-        let own = Self::own(access, key);
         self.settle(key)?;
-        let check = self.current.check_put(key);
-        let access = self.access.as_mut().expect("tracked");
-        match &check {
-            Ok(()) if !own => {
-                access.shape(key.clone(), self.regions);
-                access.write(key.clone(), self.regions);
+        let check = self.base.get().check_put(key);
+        if let Some(access) = self.access.as_mut() {
+            match &check {
+                Ok(()) if !own => {
+                    access.shape(key.clone(), self.regions);
+                    access.write(key.clone(), self.regions);
+                }
+                Ok(()) => {}
+                Err(_) => access.read(key.clone(), self.regions),
             }
-            Ok(()) => {}
-            Err(_) => access.read(key.clone(), self.regions),
         }
         check?;
-        match self.overlay.iter_mut().find(|(w, _)| w == key) {
-            Some(entry) => entry.1 = value,
-            None => self.overlay.push((key.clone(), value)),
-        }
+        self.overlay.set(key, value);
         Ok(())
     }
 
@@ -345,8 +539,9 @@ impl<'r, S: State> Tx<'r, S> {
     /// An untracked transaction returns an empty access set and no writes.
     pub(crate) fn finish(mut self) -> (S, AccessSet<S::Key>, Writes<S::Key>) {
         let (access, writes) = self.finish_writes();
-        self.materialize().expect("overlay writes were checked");
-        (self.current, access, writes)
+        self.apply_overlay(false)
+            .expect("overlay writes were checked");
+        (self.base.into_owned(), access, writes)
     }
 
     /// Finish without building the end state: what it accessed, and its
@@ -354,27 +549,30 @@ impl<'r, S: State> Tx<'r, S> {
     /// when the caller grafts the writes elsewhere.
     pub(crate) fn finish_writes(&mut self) -> (AccessSet<S::Key>, Writes<S::Key>) {
         let Some(mut access) = self.access.take() else {
-            return (AccessSet::new(self.regions), Vec::new());
+            return (AccessSet::empty(), Vec::new());
         };
         access.set_watch(None);
         access.drop_enclosed_writes();
         access.normalize();
         // A written key with an overlay entry strictly inside it needs the
         // overlay applied; an exact entry is its value.
-        let nested = self
-            .overlay
-            .iter()
-            .any(|(o, _)| access.writes().iter().any(|w| w != o && w.overlaps(o)));
+        let nested = !S::Key::DISJOINT
+            && self
+                .overlay
+                .entries
+                .iter()
+                .any(|(o, _)| access.writes().iter().any(|w| w != o && w.overlaps(o)));
         if nested {
-            self.materialize().expect("overlay writes were checked");
+            self.apply_overlay(true)
+                .expect("overlay writes were checked");
         }
         let writes = access
             .writes()
             .iter()
             .map(|k| {
-                let v = match self.overlay.iter().find(|(w, _)| w == k) {
-                    Some((_, v)) => Some(v.clone()),
-                    None => self.current.get(k).ok().flatten(),
+                let v = match self.overlay.get(k) {
+                    Some(v) => Some(v.clone()),
+                    None => self.base.get().get(k).ok().flatten(),
                 };
                 (k.clone(), v.expect("a written key exists"))
             })
@@ -382,10 +580,21 @@ impl<'r, S: State> Tx<'r, S> {
         (access, writes)
     }
 
-    /// Finish, keeping only the state as this transaction left it.
+    /// Finish, keeping only the state as this transaction left it (edited
+    /// in place when owned).
     pub(crate) fn into_state(mut self) -> S {
-        self.materialize().expect("overlay writes were checked");
-        self.current
+        self.apply_overlay(false)
+            .expect("overlay writes were checked");
+        self.base.into_owned()
+    }
+
+    /// Give the state back as it was before the transaction (its writes
+    /// discarded): for a failed execution.
+    pub(crate) fn into_unchanged(self) -> S {
+        match self.original {
+            Some(original) => original,
+            None => self.base.into_owned(),
+        }
     }
 }
 
@@ -402,7 +611,7 @@ mod tests {
     fn tx_reads_its_own_writes_and_records_the_rest() {
         let regions = RegionMap::depth(1).unwrap();
         let s = NounState("[[1 2] 3 4]".parse().unwrap());
-        let mut tx = Tx::new(s, &regions);
+        let mut tx = Tx::new(s.into(), &regions);
         assert_eq!(tx.get(&ax(6)).unwrap(), Some(Noun::atom(3)));
         tx.put(&ax(7), Noun::atom(9)).unwrap();
         assert_eq!(tx.get(&ax(7)).unwrap(), Some(Noun::atom(9)));
@@ -423,8 +632,8 @@ mod tests {
         let regions = RegionMap::depth(1).unwrap();
         let s = NounState("[[1 2] 3]".parse().unwrap());
         for axis in [6, 7, 13, 12] {
-            let mut tracked = Tx::new(s.clone(), &regions);
-            let mut direct = Tx::untracked(s.clone(), &regions);
+            let mut tracked = Tx::new(s.clone().into(), &regions);
+            let mut direct = Tx::untracked(s.clone().into(), &regions);
             assert_eq!(
                 tracked.put(&ax(axis), Noun::ZERO),
                 direct.put(&ax(axis), Noun::ZERO),
@@ -432,8 +641,8 @@ mod tests {
             );
         }
         // After replacing 3 by an atom-free cell, 13 exists (overlay applied).
-        let mut tracked = Tx::new(s.clone(), &regions);
-        let mut direct = Tx::untracked(s, &regions);
+        let mut tracked = Tx::new(s.clone().into(), &regions);
+        let mut direct = Tx::untracked(s.into(), &regions);
         for tx in [&mut tracked, &mut direct] {
             tx.put(&ax(3), "[4 5]".parse().unwrap()).unwrap();
             tx.put(&ax(7), Noun::atom(9)).unwrap();
@@ -443,9 +652,28 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_direct_event_leaves_its_owned_state_unchanged() {
+        // The second put settles the overlay onto the owned state, then
+        // fails: the state given back is the one before the event.
+        let regions = RegionMap::depth(1).unwrap();
+        let before = NounState("[[1 2] 3 4]".parse().unwrap());
+        for tracked in [false, true] {
+            let owned = NounState("[[1 2] 3 4]".parse().unwrap());
+            let mut tx = if tracked {
+                Tx::new(owned.into(), &regions)
+            } else {
+                Tx::untracked(owned.into(), &regions)
+            };
+            tx.put(&ax(1), Noun::atom(7)).unwrap();
+            assert!(tx.put(&ax(6), Noun::ZERO).is_err());
+            assert_eq!(tx.into_unchanged(), before, "tracked {tracked}");
+        }
+    }
+
+    #[test]
     fn a_write_above_earlier_writes_replaces_them() {
         let regions = RegionMap::depth(1).unwrap();
-        let mut tx = Tx::new(NounState("[[1 2] 3 4]".parse().unwrap()), &regions);
+        let mut tx = Tx::new(NounState("[[1 2] 3 4]".parse().unwrap()).into(), &regions);
         tx.put(&ax(7), Noun::atom(9)).unwrap();
         tx.put(&ax(3), Noun::atom(0)).unwrap();
         let (end, _, writes) = tx.finish();
@@ -458,7 +686,7 @@ mod tests {
         let regions = HashRegions(8);
         let k = |n| MapKey(Noun::atom(n));
         let s = MapState::default().put(&k(1), Noun::atom(10)).unwrap();
-        let mut tx = Tx::new(s, &regions);
+        let mut tx = Tx::new(s.into(), &regions);
         assert_eq!(tx.get(&k(1)).unwrap(), Some(Noun::atom(10)));
         assert_eq!(tx.get(&k(2)).unwrap(), None);
         tx.put(&k(2), Noun::atom(20)).unwrap();

@@ -49,7 +49,7 @@ fn a_tracked_walk_down_a_deep_state_takes_linear_memory() {
     let run = execute_nock(
         &kernel,
         &Noun::ZERO,
-        &NounState(state),
+        NounState(state),
         &regions,
         &Options::tracked(Limits::fuel(10_000_000)),
     );

@@ -133,6 +133,13 @@ fn nock_failure(e: &NockError, context: &str) -> Failure {
     }
 }
 
+/// Regions in ascending order.
+fn sorted(regions: &[u32]) -> impl Iterator<Item = u32> {
+    let mut v = regions.to_vec();
+    v.sort_unstable();
+    v.into_iter()
+}
+
 /// Parse `depth:D` or `axes:A,B,...`.
 fn region_arg(text: &str) -> Result<RegionMap, Failure> {
     let bad = |why: String| usage(format!("bad --regions {text:?}: {why}"));
@@ -226,7 +233,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             let run = execute_nock(
                 &kernel,
                 &event,
-                &NounState(state),
+                NounState(state),
                 &regions,
                 &Options::tracked(Limits::fuel(fuel).with_memory(memory)),
             );
@@ -270,13 +277,13 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             line(
                 &mut out,
                 "regions-read",
-                &mut a.read_regions().iter_ones().map(|i| i.to_string()),
+                &mut sorted(a.read_regions()).map(|i| i.to_string()),
             )
             .map_err(io)?;
             line(
                 &mut out,
                 "regions-written",
-                &mut a.write_regions().iter_ones().map(|i| i.to_string()),
+                &mut sorted(a.write_regions()).map(|i| i.to_string()),
             )
             .map_err(io)?;
             out.flush().map_err(io)?;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use spectree::noun::Noun;
-use spectree::{Backend, Committed, Event, Metrics, Processor};
+use spectree::{Backend, Committed, Event, Metrics, Processor, States};
 use thiserror::Error;
 
 use crate::computations::{Done, Request, Supervisor};
@@ -149,6 +149,18 @@ impl Default for LogPolicy {
             snapshot_every: 100_000,
         }
     }
+}
+
+/// The states a stream starting at log index `offset` must deliver for a
+/// snapshot every `every` events of the log (after events `every - 1`,
+/// `2 every - 1`, ... of the log).
+fn snapshot_states(offset: u64, every: u64) -> States {
+    if every == 0 {
+        return States::None;
+    }
+    // The first local index `i` with `offset + i + 1` a multiple of `every`.
+    let first = (every - (offset % every) + every - 1) % every;
+    States::From { first, every }
 }
 
 /// Run `events` (each with its log form) through `processor`, logging
@@ -312,7 +324,9 @@ where
             }
             let n = index + 1;
             if every > 0 && n.is_multiple_of(every) {
-                mailbox.post(n, c.state.clone());
+                if let Some(state) = &c.state {
+                    mailbox.post(n, state.clone());
+                }
             }
             sink(Committed::new(index, c.outcome, c.state));
         };
@@ -356,7 +370,9 @@ where
                     .into_iter();
                 ready.next()
             });
-            let (next_state, m) = processor.stream(state, durable, |c| deliver(offset, c));
+            let states = snapshot_states(offset, every);
+            let (next_state, m) =
+                processor.stream_with_states(state, durable, states, |c| deliver(offset, c));
             state = next_state;
             offset += m.events;
             metrics.add(&m);
@@ -387,7 +403,9 @@ where
                 break;
             }
             // Run them as a round of their own (later outcomes merge in).
-            let (next_state, m) = processor.stream(state, round, |c| deliver(offset, c));
+            let states = snapshot_states(offset, every);
+            let (next_state, m) =
+                processor.stream_with_states(state, round, states, |c| deliver(offset, c));
             state = next_state;
             offset += m.events;
             metrics.add(&m);

@@ -4,20 +4,25 @@
 //!
 //! Invariants:
 //! - events commit strictly in log order, each exactly once, by whoever
-//!   holds the commit role (taken with `try_lock`, never waited for);
+//!   holds the commit role (taken by compare-and-swap, never waited for);
 //! - a speculative result commits only if no write committed after its
 //!   snapshot meets its reads or shapes (exact check); otherwise the commit
 //!   role re-executes the event against the committed state;
+//! - the commit role never waits on speculative work: a frontier that is
+//!   running and known doomed, or not yet claimed, is executed by the role
+//!   itself; one that is running and not known doomed is left to finish;
 //! - no lock is held while user code runs, except by the commit role while
 //!   it executes the frontier event itself, which nothing else waits for.
 
+use std::any::Any;
 use std::sync::Arc;
+use std::time::Instant;
 
-use spectree_stm::{graft, AccessSet, Execution, ReadWatch};
+use spectree_stm::{AccessSet, Execution, ReadWatch};
 
 use super::adapt::Controller;
-use super::watch::Watch;
-use crate::event::{Backend, Event, Executor, Outcome};
+use super::watch::{AtomicSummary, Summary, Watch};
+use crate::event::{Backend, Event, Executor, Outcome, States};
 pub(crate) use crate::sync::lock;
 use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
@@ -27,29 +32,28 @@ pub(crate) const PENDING: u64 = 0;
 pub(crate) const RUNNING: u64 = 1;
 pub(crate) const DONE: u64 = 2;
 pub(crate) const COMMITTED: u64 = 3;
+/// Taken by the commit role while (or instead of) being run speculatively:
+/// the role executes it; a speculative run still going is discarded.
+pub(crate) const TAKEN: u64 = 4;
 
 /// Most commits per hold of the commit role.
 const COMMITS_PER_HOLD: usize = 64;
 
 pub(crate) fn word(index: usize, phase: u64) -> u64 {
-    ((index as u64) << 2) | phase
+    ((index as u64) << 3) | phase
 }
 
-/// A finished execution waiting for the commit role.
-// One per slot, moved a few times per event: boxing the large variant
-// would cost an allocation per event to save a few hundred bytes of copy.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Finished<S: Backend> {
-    /// Run with tracking against the state after `snapshot` events.
-    Tracked { exec: Execution<S>, snapshot: usize },
-    /// Run untracked against the committed state, as the frontier.
-    Direct { outcome: Outcome, state: S },
+/// A finished speculative execution waiting for the commit role.
+pub(crate) struct Finished<S: Backend> {
+    exec: Execution<S>,
+    /// The state version it ran against.
+    snapshot: usize,
 }
 
 pub(crate) struct SlotData<S: Backend> {
     pub event: Option<Event<S>>,
     pub result: Option<Finished<S>>,
-    pub output: Option<(Outcome, S)>,
+    pub output: Option<(Outcome, Option<S>)>,
 }
 
 pub(crate) struct Slot<S: Backend> {
@@ -57,14 +61,13 @@ pub(crate) struct Slot<S: Backend> {
     pub data: Mutex<SlotData<S>>,
     /// The speculative execution running here, if any.
     watch: Arc<Watch>,
-    /// A 64-bit summary (bit `r % 64`) of the read regions of a finished
-    /// tracked result, so the commit path can skip it without locking.
-    summary: AtomicU64,
-}
-
-/// Summary bits of a list of regions.
-fn summary(regions: &[u32]) -> u64 {
-    regions.iter().fold(0, |acc, r| acc | 1u64 << (r % 64))
+    /// A summary of the read regions of a finished result, so the commit
+    /// path can skip it without locking.
+    summary: Mutex<Summary>,
+    /// The snapshot version this slot's event was last doomed against:
+    /// it is not claimed again until a newer snapshot is published (it
+    /// would be doomed again), so no thread spins on it.
+    doomed_at: AtomicUsize,
 }
 
 /// What a committed event wrote, for validating executions whose
@@ -78,7 +81,9 @@ enum Written<K: spectree_stm::Key> {
 /// State owned by the commit role.
 pub(crate) struct Head<S: Backend> {
     pub committed: usize,
-    pub state: S,
+    /// The committed state; `None` only while the role executes an event
+    /// directly on it (moved out and back, so it can be edited in place).
+    state: Option<S>,
     history: Vec<Option<Written<S::Key>>>,
     pub controller: Controller,
     pub failures: Vec<u64>,
@@ -92,11 +97,53 @@ pub(crate) struct Head<S: Backend> {
     seen_aborts: u64,
     pub stalls: u64,
     pub direct: u64,
+    /// Frontier events the role executed itself instead of waiting (or
+    /// instead of leaving them to a claim).
+    pub taken: u64,
+    /// Commits since the snapshot was last published.
+    unpublished: usize,
 }
 
-/// Everything the threads of one run share.
-pub(crate) struct Core<'m, S: Backend> {
-    pub executor: &'m Executor<S>,
+impl<S: Backend> Head<S> {
+    pub fn state(&self) -> &S {
+        self.state
+            .as_ref()
+            .expect("the committed state is in place")
+    }
+
+    pub fn take_state(&mut self) -> S {
+        self.state.take().expect("the committed state is in place")
+    }
+
+    pub fn put_state(&mut self, state: S) {
+        self.state = Some(state);
+    }
+}
+
+/// A thread's copy of the newest published snapshot, refreshed only when a
+/// newer one is published: executions borrow it, so they touch no shared
+/// reference count.
+pub(crate) struct Cache<S> {
+    version: usize,
+    state: Option<S>,
+}
+
+impl<S> Cache<S> {
+    pub fn new() -> Self {
+        Cache {
+            version: usize::MAX,
+            state: None,
+        }
+    }
+}
+
+/// Everything the threads of one run share. Reference counted, so that a
+/// speculative execution that never reaches a safe point can outlive the
+/// run that started it without holding it up.
+pub(crate) struct Core<S: Backend> {
+    pub executor: Arc<Executor<S>>,
+    /// Which committed states outputs carry.
+    pub states: States,
     slots: Box<[Slot<S>]>,
     /// Events committed; written only by the commit role.
     pub committed: AtomicUsize,
@@ -104,9 +151,13 @@ pub(crate) struct Core<'m, S: Backend> {
     pub admitted: AtomicUsize,
     /// How far past the committed state events may run.
     pub width: AtomicUsize,
-    /// The newest committed state and its version. Reference counted: a
-    /// version is freed as soon as the last execution using it drops it.
+    /// The newest published committed state and its version.
     snapshot: Mutex<(usize, S)>,
+    /// The published snapshot's version (read without the lock).
+    version: AtomicUsize,
+    /// Regions written by commits since the last publication (a hint for
+    /// claims against the published snapshot).
+    unpublished_writes: AtomicSummary,
     /// The commit role: taken by compare-and-swap, never waited for.
     role: AtomicBool,
     /// The role's state; locked only by the role's holder (so never
@@ -114,20 +165,33 @@ pub(crate) struct Core<'m, S: Backend> {
     pub head: Mutex<Head<S>>,
     pub executions: AtomicU64,
     pub aborts: AtomicU64,
-    /// Nanoseconds spent holding the commit role.
+    /// Nanoseconds the commit role was held while speculating, and how much
+    /// of that ran user code (re-executions).
     pub commit_nanos: AtomicU64,
+    pub commit_user_nanos: AtomicU64,
+    /// Events committed while speculating (not direct).
+    pub speculative_commits: AtomicU64,
     /// Naps taken by idle threads.
     pub naps: AtomicU64,
     /// Set when the run ends (or fails): workers return.
     pub stop: AtomicBool,
+    /// A worker's internal panic (a bug), resumed on the caller's thread.
+    pub failure: std::sync::Mutex<Option<Box<dyn Any + Send>>>,
 }
 
-impl<'m, S: Backend> Core<'m, S> {
-    pub fn new(executor: &'m Executor<S>, state: S, window: usize, controller: Controller) -> Self {
+impl<S: Backend> Core<S> {
+    pub fn new(
+        executor: Arc<Executor<S>>,
+        states: States,
+        state: S,
+        window: usize,
+        controller: Controller,
+    ) -> Self {
         let regions = executor.regions.count();
         let width = controller.width();
         Core {
             executor,
+            states,
             slots: (0..window)
                 .map(|i| Slot {
                     // No event yet: an index this slot will never hold.
@@ -137,18 +201,21 @@ impl<'m, S: Backend> Core<'m, S> {
                         result: None,
                         output: None,
                     }),
-                    watch: Arc::new(Watch::new(regions)),
-                    summary: AtomicU64::new(0),
+                    watch: Arc::new(Watch::new()),
+                    summary: Mutex::new(Summary::default()),
+                    doomed_at: AtomicUsize::new(usize::MAX),
                 })
                 .collect(),
             committed: AtomicUsize::new(0),
             admitted: AtomicUsize::new(0),
             width: AtomicUsize::new(width),
             snapshot: Mutex::new((0, state.clone())),
+            version: AtomicUsize::new(0),
+            unpublished_writes: AtomicSummary::new(),
             role: AtomicBool::new(false),
             head: Mutex::new(Head {
                 committed: 0,
-                state,
+                state: Some(state),
                 history: (0..window).map(|_| None).collect(),
                 controller,
                 failures: vec![0; regions],
@@ -158,16 +225,21 @@ impl<'m, S: Backend> Core<'m, S> {
                 seen_aborts: 0,
                 stalls: 0,
                 direct: 0,
+                taken: 0,
+                unpublished: 0,
             }),
             executions: AtomicU64::new(0),
             aborts: AtomicU64::new(0),
             commit_nanos: AtomicU64::new(0),
+            commit_user_nanos: AtomicU64::new(0),
+            speculative_commits: AtomicU64::new(0),
             naps: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            failure: std::sync::Mutex::new(None),
         }
     }
 
-    /// Number of slots (and of log entries kept).
+    /// Number of slots (and of history entries kept).
     pub fn slots(&self) -> usize {
         self.slots.len()
     }
@@ -176,15 +248,20 @@ impl<'m, S: Backend> Core<'m, S> {
         &self.slots[index % self.slots.len()]
     }
 
-    /// The newest published committed state and its version.
-    fn load_snapshot(&self) -> (usize, S) {
-        let snap = lock(&self.snapshot);
-        (snap.0, snap.1.clone())
+    /// Make `cache` hold the newest published snapshot.
+    fn refresh(&self, cache: &mut Cache<S>) {
+        if self.version.load(Ordering::Acquire) != cache.version {
+            let snap = lock(&self.snapshot);
+            cache.version = snap.0;
+            cache.state = Some(snap.1.clone());
+        }
     }
 
     /// Publish the committed state after `version` events.
     pub fn publish(&self, version: usize, state: S) {
         let old = std::mem::replace(&mut *lock(&self.snapshot), (version, state));
+        self.version.store(version, Ordering::Release);
+        self.unpublished_writes.clear();
         drop(old); // outside the lock
     }
 
@@ -193,23 +270,24 @@ impl<'m, S: Backend> Core<'m, S> {
     pub fn admit(&self, index: usize, event: Event<S>) {
         let slot = self.slot(index);
         lock(&slot.data).event = Some(event);
+        slot.doomed_at.store(usize::MAX, Ordering::Relaxed);
         slot.word.store(word(index, PENDING), Ordering::Release);
         self.admitted.store(index + 1, Ordering::SeqCst);
     }
 
-    /// The committed state (for the loom model's checks).
-    #[cfg(all(test, loom))]
-    pub fn head_state(&self) -> S {
-        lock(&self.head).state.clone()
-    }
-
     /// Take the output of committed event `index`, if it is committed.
-    pub fn take_output(&self, index: usize) -> Option<(Outcome, S)> {
+    pub fn take_output(&self, index: usize) -> Option<(Outcome, Option<S>)> {
         let slot = self.slot(index);
         if slot.word.load(Ordering::Acquire) != word(index, COMMITTED) {
             return None;
         }
         lock(&slot.data).output.take()
+    }
+
+    /// The committed state (for the loom model's checks).
+    #[cfg(all(test, loom))]
+    pub fn head_state(&self) -> S {
+        lock(&self.head).state().clone()
     }
 
     /// Whether some event in the claimable part of the window is pending.
@@ -223,22 +301,21 @@ impl<'m, S: Backend> Core<'m, S> {
     }
 
     /// Claim the lowest pending event within the width and execute it
-    /// against the newest snapshot. Returns whether it did.
+    /// against the newest published snapshot (`cache`). Returns whether it
+    /// did.
     ///
-    /// Claiming looks at atomics only; the snapshot is loaded after the
-    /// claim, so idle threads never touch the lock the commit path
-    /// publishes through. The snapshot's version `v` then satisfies
-    /// `committed-seen <= v <= i` (commits publish before advancing
-    /// `committed`, and event `i` cannot commit while we hold it), so
-    /// `i - v` stays below the width.
-    pub fn claim_and_run(&self) -> bool {
+    /// Claiming looks at atomics only; the snapshot is looked at after the
+    /// claim, so idle threads never touch the lock it is published under.
+    pub fn claim_and_run(&self, cache: &mut Cache<S>) -> bool {
         let k = self.committed.load(Ordering::Acquire);
         let width = self.width.load(Ordering::Relaxed);
         let end = self.admitted.load(Ordering::Acquire).min(k + width);
+        let published = self.version.load(Ordering::Acquire);
         for i in k..end {
             let slot = self.slot(i);
             let pending = word(i, PENDING);
             if slot.word.load(Ordering::Relaxed) != pending
+                || slot.doomed_at.load(Ordering::Relaxed) == published
                 || slot
                     .word
                     .compare_exchange(
@@ -251,71 +328,89 @@ impl<'m, S: Backend> Core<'m, S> {
             {
                 continue;
             }
-            let (mut v, mut state) = self.load_snapshot();
-            if v != i {
-                // Arm the watch, then look again: a commit published after
-                // our load dooms through the watch or is seen here.
-                slot.watch.reset(v);
-                let (v2, s2) = self.load_snapshot();
-                if v2 != v {
-                    (v, state) = (v2, s2);
-                    slot.watch.reset(v);
-                }
-            }
-            debug_assert!(k <= v && v <= i, "snapshot {v} outside {k}..={i}");
-            self.run_claimed(i, v, &state, width);
+            // Counted at the claim: a claim whose event the role takes
+            // before it runs is a wasted execution too (counted as taken).
+            self.executions.fetch_add(1, Ordering::Relaxed);
+            self.refresh(cache);
+            // Arm the watch, then look again: a publication after our look
+            // is seen here; commits since the one we hold mark what they
+            // wrote (a hint: validation decides).
+            slot.watch.reset(cache.version);
+            self.refresh(cache);
+            slot.watch.reset(cache.version);
+            slot.watch.written(&self.unpublished_writes.load());
+            let v = cache.version;
+            let state = cache.state.as_ref().expect("refreshed");
+            self.run_claimed(i, v, state);
             return true;
         }
         false
     }
 
-    fn run_claimed(&self, i: usize, v: usize, state: &S, width: usize) {
+    fn run_claimed(&self, i: usize, v: usize, state: &S) {
         let slot = self.slot(i);
-        let event = lock(&slot.data).event.clone().expect("an admitted event");
-        self.executions.fetch_add(1, Ordering::Relaxed);
-        let finished = if i == v {
-            // The frontier against the committed state: nothing can commit
-            // before it, so its result stands; track it only if others may
-            // be validated against it.
-            self.frontier(&event, state, v, width)
-        } else {
-            let watch = slot.watch.clone(); // armed by `claim_and_run`
-            let as_read: Arc<dyn ReadWatch> = watch.clone();
-            let exec = self.executor.tracked(
-                &event,
-                state,
-                Some(watch.cancel.clone()),
-                Some(as_read),
-                false,
-            );
-            // Its end state is built on an old snapshot: never committed as
-            // is (the writes are grafted instead). Free it here, in parallel.
-            let mut exec = exec;
-            exec.state = state.clone();
-            if watch.cancel.is_cancelled() {
-                self.aborts.fetch_add(1, Ordering::Relaxed);
-                slot.word.store(word(i, PENDING), Ordering::SeqCst);
+        let event = {
+            let data = lock(&slot.data);
+            // Taken (and maybe committed, the slot reused) by the role
+            // meanwhile: nothing to run.
+            if slot.word.load(Ordering::Acquire) != word(i, RUNNING) {
                 return;
             }
-            slot.summary
-                .store(summary(exec.access.read_region_list()), Ordering::Relaxed);
-            Finished::Tracked { exec, snapshot: v }
+            data.event.clone().expect("a running slot holds its event")
         };
-        lock(&slot.data).result = Some(finished);
-        slot.word.store(word(i, DONE), Ordering::SeqCst);
-    }
-
-    /// Execute the frontier event against the committed state `state`
-    /// (version `k`).
-    fn frontier(&self, event: &Event<S>, state: &S, k: usize, width: usize) -> Finished<S> {
-        if width == 1 {
-            let (outcome, state) = self.executor.direct(event, state);
-            Finished::Direct { outcome, state }
-        } else {
-            Finished::Tracked {
-                exec: self.executor.tracked(event, state, None, None, true),
-                snapshot: k,
+        let watch = slot.watch.clone();
+        let as_read: Arc<dyn ReadWatch> = watch.clone();
+        let exec = self.executor.tracked(
+            &event,
+            state,
+            Some(watch.cancel.clone()),
+            Some(as_read),
+            false,
+        );
+        if watch.cancel.is_cancelled() {
+            // Back to pending, unless the role took it meanwhile (then it
+            // is counted as taken). The flag is cleared first, so that the
+            // role never mistakes the next claim for a doomed run.
+            watch.cancel.reset();
+            slot.doomed_at.store(v, Ordering::Relaxed);
+            if slot
+                .word
+                .compare_exchange(
+                    word(i, RUNNING),
+                    word(i, PENDING),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                self.aborts.fetch_add(1, Ordering::Relaxed);
             }
+            return;
+        }
+        let mut data = lock(&slot.data);
+        // Taken (and perhaps committed, and the slot reused) meanwhile: the
+        // result is not needed, and must not touch the slot's next event.
+        // Checked under the lock, which the role's commit of a taken event
+        // also takes.
+        if slot.word.load(Ordering::Acquire) != word(i, RUNNING) {
+            return;
+        }
+        *lock(&slot.summary) = Summary::of(exec.access.read_regions());
+        data.result = Some(Finished { exec, snapshot: v });
+        if slot
+            .word
+            .compare_exchange(
+                word(i, RUNNING),
+                word(i, DONE),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            // The role took it: this result is not needed.
+            let dead = data.result.take();
+            drop(data);
+            drop(dead);
         }
     }
 
@@ -328,24 +423,36 @@ impl<'m, S: Backend> Core<'m, S> {
         // model's self-test builds without it and must fail.
         #[cfg(not(loom_without_fence))]
         fence(Ordering::SeqCst);
-        if !self.frontier_done() {
+        if !self.frontier_ready() {
             return false;
         }
         loop {
             let Some(mut head) = self.take_role() else {
                 return progressed;
             };
-            let t = std::time::Instant::now();
+            let t = Instant::now();
+            let before = head.committed;
             progressed |= self.commit_ready(&mut head);
+            let committed = (head.committed - before) as u64;
+            // Publish once per hold: the next first write per node copies
+            // what it shares with the snapshot; the rest edit in place.
+            if head.unpublished > 0 {
+                head.unpublished = 0;
+                let state = head.state().clone();
+                self.publish(head.committed, state);
+            }
             self.release_role(head);
-            self.commit_nanos
-                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            if committed > 0 {
+                let spent = t.elapsed().as_nanos() as u64;
+                self.commit_nanos.fetch_add(spent, Ordering::Relaxed);
+                self.speculative_commits
+                    .fetch_add(committed, Ordering::Relaxed);
+            }
             // A result finished after we looked and before we let go has
-            // had its `try_lock` fail: look again (see README, hand-off).
-            // A pending frontier needs no such care: whoever claims next
-            // takes the lowest pending event.
+            // had its attempt at the role fail: look again (see README,
+            // hand-off).
             fence(Ordering::SeqCst);
-            if !self.frontier_done() {
+            if !self.frontier_ready() {
                 return progressed;
             }
         }
@@ -367,17 +474,23 @@ impl<'m, S: Backend> Core<'m, S> {
         self.role.store(false, Ordering::SeqCst);
     }
 
-    fn frontier_done(&self) -> bool {
+    /// Whether the frontier needs the role: finished, or known doomed.
+    fn frontier_ready(&self) -> bool {
         let k = self.committed.load(Ordering::SeqCst);
-        k < self.admitted.load(Ordering::SeqCst)
-            && self.slot(k).word.load(Ordering::SeqCst) == word(k, DONE)
+        if k >= self.admitted.load(Ordering::SeqCst) {
+            return false;
+        }
+        let slot = self.slot(k);
+        let w = slot.word.load(Ordering::SeqCst);
+        w == word(k, DONE) || (w == word(k, RUNNING) && slot.watch.cancel.is_cancelled())
     }
 
-    /// Commit the finished results at the frontier, at most
-    /// [`COMMITS_PER_HOLD`] of them, then return so that the thread holding
-    /// the role goes back to its other duties (the coordinator admits and
-    /// delivers). A pending frontier is left to the claim that follows
-    /// every commit attempt: claims take the lowest pending event first.
+    /// Commit the results at the frontier, at most [`COMMITS_PER_HOLD`] of
+    /// them, then return so that the thread holding the role goes back to
+    /// its other duties (the coordinator admits and delivers). The role
+    /// never waits: a frontier that is doomed (a commit met what it read)
+    /// is executed by the role itself; one still running unharmed is left
+    /// to finish.
     fn commit_ready(&self, head: &mut Head<S>) -> bool {
         let mut any = false;
         for _ in 0..COMMITS_PER_HOLD {
@@ -387,20 +500,35 @@ impl<'m, S: Backend> Core<'m, S> {
             }
             let slot = self.slot(k);
             let w = slot.word.load(Ordering::Acquire);
-            if w != word(k, DONE) {
+            let finished = if w == word(k, DONE) {
+                let result = lock(&slot.data).result.take();
+                Some(result.expect("a done slot has a result"))
+            } else if w == word(k, RUNNING) && slot.watch.cancel.is_cancelled() && self.take(k, w) {
+                // Doomed: the role runs it itself instead of waiting (the
+                // doomed run is wasted work, counted as taken). A pending
+                // frontier is left to the claim that follows every commit
+                // attempt: claims take the lowest pending event first.
+                head.taken += 1;
+                None
+            } else {
                 if w == word(k, RUNNING) {
                     head.stalls += 1;
                 }
                 break;
-            }
-            let finished = lock(&slot.data)
-                .result
-                .take()
-                .expect("a done slot has a result");
+            };
             self.commit(head, k, finished);
             any = true;
         }
         any
+    }
+
+    /// Take event `k` (pending, or running: its speculative execution is
+    /// then discarded when it finishes) for the role to execute.
+    fn take(&self, k: usize, seen: u64) -> bool {
+        self.slot(k)
+            .word
+            .compare_exchange(seen, word(k, TAKEN), Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Whether `reads` (from the state after `snapshot` events) still holds
@@ -415,17 +543,17 @@ impl<'m, S: Backend> Core<'m, S> {
     ) -> bool {
         let window = self.slots();
         if k - snapshot >= window {
-            return false; // older than the log (cannot happen; be safe)
+            return false; // older than the history (cannot happen; be safe)
         }
         if head.last_everything > snapshot {
-            for &r in reads.read_region_list() {
+            for &r in reads.read_regions() {
                 head.failures[r as usize] += 1;
             }
             return false;
         }
         // Fast path: no region read was written since the snapshot.
         if reads
-            .read_region_list()
+            .read_regions()
             .iter()
             .all(|&r| head.last_write[r as usize] <= snapshot)
         {
@@ -435,15 +563,15 @@ impl<'m, S: Backend> Core<'m, S> {
             match &head.history[v % window] {
                 Some(Written::Writes(w)) => {
                     if reads.conflicts_with(w) {
-                        for r in reads.conflict_regions(w).iter_ones() {
-                            head.failures[r] += 1;
+                        for r in reads.conflict_regions(w) {
+                            head.failures[r as usize] += 1;
                         }
                         return false;
                     }
                 }
                 Some(Written::Everything) | None => {
-                    for r in reads.read_regions().iter_ones() {
-                        head.failures[r] += 1;
+                    for &r in reads.read_regions() {
+                        head.failures[r as usize] += 1;
                     }
                     return false;
                 }
@@ -452,63 +580,87 @@ impl<'m, S: Backend> Core<'m, S> {
         true
     }
 
-    fn commit(&self, head: &mut Head<S>, k: usize, finished: Finished<S>) {
+    /// Apply `writes` to the committed state in place. They were checked
+    /// to apply (each exists in the committed state) first, so a failure
+    /// leaves the state untouched.
+    fn graft(head: &mut Head<S>, writes: &[(S::Key, spectree_noun::Noun)]) -> bool {
+        let state = head
+            .state
+            .as_mut()
+            .expect("the committed state is in place");
+        if writes.iter().any(|(k, _)| state.check_put(k).is_err()) {
+            return false;
+        }
+        for (k, v) in writes {
+            state
+                .put_mut(k, v.clone())
+                .expect("checked to apply just above");
+        }
+        true
+    }
+
+    /// Commit event `k`: its speculative result if it still holds, else a
+    /// fresh execution against the committed state, here.
+    fn commit(&self, head: &mut Head<S>, k: usize, finished: Option<Finished<S>>) {
         let slot = self.slot(k);
         let mut wasted = 0;
-        let mut finished = finished;
-        let (outcome, state, written) = loop {
-            match finished {
-                Finished::Direct { outcome, state } => {
-                    head.direct += 1;
-                    break (outcome, state, Written::Everything);
-                }
-                Finished::Tracked { exec, snapshot } if snapshot == k => {
-                    break (exec.outcome, exec.state, Written::Writes(exec.access));
-                }
-                Finished::Tracked { exec, snapshot } => {
-                    if self.holds(head, &exec.access, snapshot, k) {
-                        if let Ok(state) = graft(&head.state, &exec.writes) {
-                            break (exec.outcome, state, Written::Writes(exec.access));
-                        }
-                    }
-                    // Re-execute against the committed state, here: the
-                    // commit path never waits for another thread.
+        let valid = match finished {
+            Some(f) => {
+                if self.holds(head, &f.exec.access, f.snapshot, k)
+                    && Self::graft(head, &f.exec.writes)
+                {
+                    Some(f.exec)
+                } else {
                     wasted += 1;
                     head.failed += 1;
-                    let event = lock(&slot.data).event.clone().expect("an admitted event");
-                    self.executions.fetch_add(1, Ordering::Relaxed);
-                    let width = self.width.load(Ordering::Relaxed);
-                    finished = self.frontier(&event, &head.state, k, width);
+                    None
                 }
             }
+            None => None,
         };
+        let exec = match valid {
+            Some(exec) => exec,
+            None => {
+                // Execute against the committed state, here: the commit
+                // path never waits for another thread.
+                let event = lock(&slot.data).event.clone().expect("an admitted event");
+                self.executions.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                let exec = self
+                    .executor
+                    .tracked(&event, head.state(), None, None, false);
+                self.commit_user_nanos
+                    .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                let grafted = Self::graft(head, &exec.writes);
+                debug_assert!(grafted, "an execution's writes apply to its own state");
+                exec
+            }
+        };
+        let Execution {
+            outcome, access, ..
+        } = exec;
+        let state_out = self.states.wants(k as u64).then(|| head.state().clone());
         {
             let mut data = lock(&slot.data);
             data.event = None;
-            data.output = Some((outcome, state.clone()));
+            data.output = Some((outcome, state_out));
         }
         slot.word.store(word(k, COMMITTED), Ordering::Release);
-        // Publish before dooming: a claim that loads the old snapshot after
-        // this point re-checks it after resetting its watch (see
-        // `claim_and_run`), so either it sees the new snapshot or the doom
-        // pass sees its watch.
-        self.publish(k + 1, state.clone());
-        wasted += self.doom(head, k, &written);
+        let written = Summary::of(access.write_regions());
+        for &r in access.write_regions() {
+            head.last_write[r as usize] = k + 1;
+        }
+        // Mark what was written for executions whose snapshot predates it
+        // (see `claim_and_run`), then act on it.
+        self.unpublished_writes.add(&written);
+        wasted += self.doom(head, k, &access, &written);
         let aborts = self.aborts.load(Ordering::Relaxed);
         wasted += aborts - head.seen_aborts;
         head.seen_aborts = aborts;
         let window = self.slots();
-        match &written {
-            Written::Writes(a) => {
-                for &r in a.write_region_list() {
-                    head.last_write[r as usize] = k + 1;
-                }
-            }
-            Written::Everything => head.last_everything = k + 1,
-        }
-        head.history[k % window] = Some(written);
-        head.state = state;
+        head.history[k % window] = Some(Written::Writes(access));
         head.committed = k + 1;
+        head.unpublished += 1;
         self.committed.store(k + 1, Ordering::SeqCst);
         if let Some(w) = head.controller.on_commit(wasted) {
             self.width.store(w, Ordering::Relaxed);
@@ -529,12 +681,16 @@ impl<'m, S: Backend> Core<'m, S> {
     /// idle threads re-execute them in parallel instead of the commit path
     /// finding them stale one by one. Returns the finished results
     /// discarded.
-    fn doom(&self, head: &mut Head<S>, k: usize, written: &Written<S::Key>) -> u64 {
-        let (list, wsum) = match written {
-            Written::Writes(a) if a.write_region_list().is_empty() => return 0,
-            Written::Writes(a) => (Some(a.write_region_list()), summary(a.write_region_list())),
-            Written::Everything => (None, u64::MAX),
-        };
+    fn doom(
+        &self,
+        head: &mut Head<S>,
+        k: usize,
+        access: &AccessSet<S::Key>,
+        written: &Summary,
+    ) -> u64 {
+        if written.is_empty() {
+            return 0;
+        }
         let mut discarded = 0;
         // Only events within the width can have been claimed.
         let end = self
@@ -546,45 +702,26 @@ impl<'m, S: Backend> Core<'m, S> {
             let w = slot.word.load(Ordering::Acquire);
             if w == word(j, RUNNING) {
                 if slot.watch.predates(k) {
-                    match list {
-                        Some(list) => list.iter().for_each(|&r| slot.watch.written(r as usize)),
-                        None => slot.watch.cancel.cancel(),
-                    }
+                    slot.watch.written(written);
                 }
-            } else if w == word(j, DONE) && slot.summary.load(Ordering::Relaxed) & wsum != 0 {
+            } else if w == word(j, DONE) && lock(&slot.summary).meets(written) {
                 // Only the commit role, which we hold, moves a slot out of DONE.
                 let mut data = lock(&slot.data);
-                let Some(Finished::Tracked { exec, snapshot }) = &data.result else {
+                let Some(Finished { exec, snapshot }) = &data.result else {
                     continue;
                 };
-                if *snapshot > k {
+                if *snapshot > k || !exec.access.conflicts_with(access) {
                     continue;
                 }
-                let stale = match written {
-                    Written::Writes(a) => {
-                        let stale = exec.access.conflicts_with(a);
-                        if stale {
-                            for r in exec.access.conflict_regions(a).iter_ones() {
-                                head.failures[r] += 1;
-                            }
-                        }
-                        stale
-                    }
-                    Written::Everything => {
-                        for &r in exec.access.read_region_list() {
-                            head.failures[r as usize] += 1;
-                        }
-                        true
-                    }
-                };
-                if stale {
-                    head.failed += 1;
-                    discarded += 1;
-                    let dead = data.result.take();
-                    drop(data);
-                    slot.word.store(word(j, PENDING), Ordering::SeqCst);
-                    drop(dead);
+                for r in exec.access.conflict_regions(access) {
+                    head.failures[r as usize] += 1;
                 }
+                head.failed += 1;
+                discarded += 1;
+                let dead = data.result.take();
+                drop(data);
+                slot.word.store(word(j, PENDING), Ordering::SeqCst);
+                drop(dead);
             }
         }
         discarded

@@ -13,19 +13,18 @@ mod core;
 mod model;
 mod watch;
 
-use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 use spectree_stm::Regions;
 
 use self::adapt::Controller;
-use self::core::{lock, Core};
+use self::core::{lock, Cache, Core};
 use crate::config::{Config, ProcessorBuilder};
-use crate::event::{Backend, Committed, Event, Executor, Outcome};
+use crate::event::{Backend, Committed, Event, Executor, Outcome, States};
 use crate::metrics::Metrics;
 use crate::serial::SerialProcessor;
 
@@ -62,10 +61,13 @@ pub struct Run<S> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Processor<S: Backend> {
-    executor: Executor<S>,
+    executor: Arc<Executor<S>>,
     config: Config,
     /// Where `threads - 1` workers run; the calling thread is the last one.
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// Pool workers currently looping (across this processor's runs: a
+    /// worker of an earlier run may still be finishing a doomed execution).
+    active: Arc<AtomicUsize>,
 }
 
 impl<S: Backend> std::fmt::Debug for Processor<S> {
@@ -75,6 +77,11 @@ impl<S: Backend> std::fmt::Debug for Processor<S> {
             .finish_non_exhaustive()
     }
 }
+
+/// Stack of each pool worker: four times the usual main-thread stack, so
+/// that a Rust event's recursion that serial execution survives on a
+/// calling thread survives on a worker too.
+pub const WORKER_STACK: usize = 32 << 20;
 
 impl<S: Backend> Processor<S> {
     /// A builder for a processor over `regions` (the state's commutation
@@ -89,9 +96,10 @@ impl<S: Backend> Processor<S> {
         pool: Option<Arc<rayon::ThreadPool>>,
     ) -> Self {
         Processor {
-            executor,
+            executor: Arc::new(executor),
             config,
             pool,
+            active: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -102,7 +110,7 @@ impl<S: Backend> Processor<S> {
 
     /// The serial oracle running events exactly as this processor does.
     pub fn serial(&self) -> SerialProcessor<S> {
-        SerialProcessor::from_executor(self.executor.clone())
+        SerialProcessor::from_executor((*self.executor).clone())
     }
 
     /// Run every event, collecting outcomes.
@@ -117,8 +125,16 @@ impl<S: Backend> Processor<S> {
     }
 
     /// Run events as they come from `events`, handing each output to `sink`
-    /// on the calling thread, in log order, as soon as it commits. Memory is
-    /// bounded by the window, whatever the length of the stream.
+    /// on the calling thread, in log order, as soon as it commits (with the
+    /// states [`Config::states`] asks for). Memory is bounded by the window,
+    /// whatever the length of the stream.
+    ///
+    /// A speculative execution of a Rust event that a commit has doomed and
+    /// that never reaches a safe point (no `Tx` access, no
+    /// [`Tx::aborted`](spectree_stm::Tx::aborted) poll) is not waited for:
+    /// the event is executed again against the committed state, and the
+    /// stream returns when every event is delivered while that execution
+    /// still occupies its worker until it ends.
     ///
     /// # Panics
     /// If `events` or `sink` panics (after stopping the workers), or if a
@@ -131,6 +147,21 @@ impl<S: Backend> Processor<S> {
         events: impl IntoIterator<Item = Event<S>>,
         sink: impl FnMut(Committed<S>),
     ) -> (S, Metrics) {
+        self.stream_with_states(state, events, self.config.states, sink)
+    }
+
+    /// [`stream`](Self::stream), delivering the committed states `states`
+    /// asks for instead of the configured ones.
+    ///
+    /// # Panics
+    /// As [`stream`](Self::stream).
+    pub fn stream_with_states(
+        &self,
+        state: S,
+        events: impl IntoIterator<Item = Event<S>>,
+        states: States,
+        sink: impl FnMut(Committed<S>),
+    ) -> (S, Metrics) {
         let start = Instant::now();
         let window = self.config.effective_window();
         let controller = Controller::new(window, self.config.threads, self.config.adaptive);
@@ -138,27 +169,32 @@ impl<S: Backend> Processor<S> {
         // undelivered outputs, so that workers do not run dry while the
         // calling thread is busy executing an event itself.
         let slots = (4 * window).max(64);
-        let core = Core::new(&self.executor, state, slots, controller);
-        let shared = Shared {
-            core: &core,
-            active: AtomicUsize::new(0),
-            spawns: AtomicU64::new(0),
-            failure: Mutex::new(None),
-        };
+        let core = Arc::new(Core::new(
+            self.executor.clone(),
+            states,
+            state,
+            slots,
+            controller,
+        ));
         let workers = self.config.threads - 1;
-        match &self.pool {
-            Some(pool) if workers > 0 => pool.in_place_scope(|scope| {
-                let mut spawn = || {
-                    shared.active.fetch_add(1, Ordering::SeqCst);
-                    shared.spawns.fetch_add(1, Ordering::Relaxed);
-                    let s = &shared;
-                    scope.spawn(move |_| s.worker());
-                };
-                coordinate(&shared, events, sink, workers, &mut spawn);
-            }),
-            _ => coordinate(&shared, events, sink, 0, &mut || {}),
-        }
-        if let Some(payload) = shared
+        let spawns = {
+            let pool = self.pool.as_ref().filter(|_| workers > 0);
+            let active = &self.active;
+            let mut spawns = 0u64;
+            let mut spawn = || {
+                let Some(pool) = pool else { return };
+                active.fetch_add(1, Ordering::SeqCst);
+                spawns += 1;
+                let (core, active) = (core.clone(), active.clone());
+                pool.spawn(move || {
+                    worker(&core);
+                    active.fetch_sub(1, Ordering::SeqCst);
+                });
+            };
+            coordinate(&core, &self.active, events, sink, workers, &mut spawn);
+            spawns
+        };
+        if let Some(payload) = core
             .failure
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -166,9 +202,11 @@ impl<S: Backend> Processor<S> {
         {
             resume_unwind(payload);
         }
-        let head = lock(&core.head);
+        let mut head = lock(&core.head);
         let executions = core.executions.load(Ordering::Relaxed);
         let events = head.committed as u64;
+        let commit_nanos = core.commit_nanos.load(Ordering::Relaxed);
+        let user_nanos = core.commit_user_nanos.load(Ordering::Relaxed);
         let metrics = Metrics {
             elapsed: start.elapsed(),
             events,
@@ -179,64 +217,54 @@ impl<S: Backend> Processor<S> {
             failed_validations: head.failed,
             validation_failures: head.failures.clone(),
             commit_stalls: head.stalls,
+            taken: head.taken,
             width_changes: head.controller.changes,
-            commit_secs: core.commit_nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+            commit_secs: commit_nanos as f64 * 1e-9,
+            commit_overhead_nanos: commit_nanos.saturating_sub(user_nanos),
+            speculative_commits: core.speculative_commits.load(Ordering::Relaxed),
             naps: core.naps.load(Ordering::Relaxed),
-            spawns: shared.spawns.load(Ordering::Relaxed),
+            spawns,
         };
-        (head.state.clone(), metrics)
+        (head.take_state(), metrics)
     }
 }
 
-struct Shared<'c, 'm, S: Backend> {
-    core: &'c Core<'m, S>,
-    /// Pool workers currently looping.
-    active: AtomicUsize,
-    /// Pool workers spawned.
-    spawns: AtomicU64,
-    /// A worker's internal panic (a bug), resumed on the caller's thread.
-    failure: Mutex<Option<Box<dyn Any + Send>>>,
-}
-
-impl<S: Backend> Shared<'_, '_, S> {
-    /// A pool worker: commit and execute until there is nothing to do for
-    /// about [`IDLE_EXIT`], then return to the pool (rayon puts the thread
-    /// to sleep; the coordinator spawns a worker again when work appears).
-    /// While idle it runs any other work of the pool first, and otherwise
-    /// naps briefly: it never blocks on a lock or condition variable.
-    fn worker(&self) {
-        let core = self.core;
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            let backoff = Backoff::new();
-            let mut idle_since: Option<std::time::Instant> = None;
-            while !core.stop.load(Ordering::Relaxed) {
-                if core.try_commit() | core.claim_and_run() {
-                    backoff.reset();
-                    idle_since = None;
-                } else if !backoff.is_completed() {
-                    backoff.snooze();
-                } else if let Some(rayon::Yield::Executed) = rayon::yield_now() {
-                    idle_since = None;
-                } else {
-                    let since = *idle_since.get_or_insert_with(std::time::Instant::now);
-                    if since.elapsed() >= IDLE_EXIT {
-                        break;
-                    }
-                    core.naps.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(NAP);
+/// A pool worker: commit and execute until there is nothing to do for
+/// about [`IDLE_EXIT`], then return to the pool (rayon puts the thread to
+/// sleep; the coordinator spawns a worker again when work appears). While
+/// idle it runs any other work of the pool first, and otherwise naps
+/// briefly: it never blocks on a lock or condition variable.
+fn worker<S: Backend>(core: &Core<S>) {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let backoff = Backoff::new();
+        let mut cache = Cache::new();
+        let mut idle_since: Option<Instant> = None;
+        while !core.stop.load(Ordering::Relaxed) {
+            if core.try_commit() | core.claim_and_run(&mut cache) {
+                backoff.reset();
+                idle_since = None;
+            } else if !backoff.is_completed() {
+                backoff.snooze();
+            } else if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+                idle_since = None;
+            } else {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= IDLE_EXIT {
+                    break;
                 }
+                core.naps.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(NAP);
             }
-        }));
-        if let Err(payload) = result {
-            *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
-            core.stop.store(true, Ordering::SeqCst);
         }
-        self.active.fetch_sub(1, Ordering::SeqCst);
+    }));
+    if let Err(payload) = result {
+        *core.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+        core.stop.store(true, Ordering::SeqCst);
     }
 }
 
 /// Sets `stop` when the coordinator leaves, normally or by panicking, so
-/// that workers return and the scope can end.
+/// that workers return.
 struct StopOnDrop<'a>(&'a crate::sync::AtomicBool);
 
 impl Drop for StopOnDrop<'_> {
@@ -256,18 +284,19 @@ const DIRECT_BATCH: usize = 64;
 /// The calling thread: admits events into the window, delivers outputs in
 /// order, spawns workers while speculating, and works itself.
 fn coordinate<S: Backend>(
-    shared: &Shared<'_, '_, S>,
+    core: &Core<S>,
+    active: &AtomicUsize,
     events: impl IntoIterator<Item = Event<S>>,
     mut sink: impl FnMut(Committed<S>),
     workers: usize,
     spawn: &mut dyn FnMut(),
 ) {
-    let core = shared.core;
     let _stop = StopOnDrop(&core.stop);
     let slots = core.slots();
     let mut events = events.into_iter().fuse();
     let mut exhausted = false;
     let mut delivered = 0usize;
+    let mut cache = Cache::new();
     let backoff = Backoff::new();
     loop {
         if core.stop.load(Ordering::Relaxed) {
@@ -307,13 +336,17 @@ fn coordinate<S: Backend>(
         }
         // Speculating: keep the pool busy.
         if core.width.load(Ordering::Relaxed) > 1 && core.has_pending() {
-            while shared.active.load(Ordering::SeqCst) < workers {
+            while active.load(Ordering::SeqCst) < workers {
+                let before = active.load(Ordering::SeqCst);
                 spawn();
+                if active.load(Ordering::SeqCst) == before {
+                    break; // no pool to spawn into
+                }
             }
         }
         // Work like any other thread.
         progressed |= core.try_commit();
-        progressed |= core.claim_and_run();
+        progressed |= core.claim_and_run(&mut cache);
         if progressed {
             backoff.reset();
         } else if backoff.is_completed() {
@@ -328,9 +361,10 @@ fn coordinate<S: Backend>(
 
 /// Run up to [`DIRECT_BATCH`] events directly against the committed state,
 /// holding the commit role; returns (whether any ran, whether the events
-/// ended).
+/// ended). The committed state is moved into each execution and back, so a
+/// state nobody else holds is edited in place.
 fn run_direct<S: Backend>(
-    core: &Core<'_, S>,
+    core: &Core<S>,
     events: &mut impl Iterator<Item = Event<S>>,
     sink: &mut impl FnMut(Committed<S>),
     delivered: &mut usize,
@@ -340,31 +374,34 @@ fn run_direct<S: Backend>(
     };
     let mut ran = false;
     let mut ended = false;
+    let states = core.states;
     for _ in 0..DIRECT_BATCH {
         let Some(event) = events.next() else {
             ended = true;
             break;
         };
         let k = head.committed;
-        let (outcome, state) = core.executor.direct(&event, &head.state);
+        let state = head.take_state();
+        let (outcome, state) = core.executor.direct(&event, state);
+        head.put_state(state);
         core.executions.fetch_add(1, Ordering::Relaxed);
         head.direct += 1;
         core.record_direct(&mut head, k);
-        head.state = state;
         head.committed = k + 1;
         // No slot holds it: the window stays empty.
         core.admitted.store(k + 1, Ordering::SeqCst);
         core.committed.store(k + 1, Ordering::SeqCst);
         ran = true;
         let widened = head.controller.on_commit(0);
-        sink(Committed::new(k as u64, outcome, head.state.clone()));
+        let state = states.wants(k as u64).then(|| head.state().clone());
+        sink(Committed::new(k as u64, outcome, state));
         *delivered = k + 1;
         if let Some(w) = widened {
             // Leaving direct execution: executions will start from the
             // published snapshot, so it must be current. (While direct,
             // nothing reads it, and not publishing lets each old version be
-            // freed at once.)
-            core.publish(head.committed, head.state.clone());
+            // freed at once and the state be edited in place.)
+            core.publish(head.committed, head.state().clone());
             core.width.store(w, Ordering::Relaxed);
             break;
         }

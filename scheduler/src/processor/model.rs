@@ -25,8 +25,8 @@ use spectree_noun::{Axis, Noun};
 use spectree_stm::{EventError, NounState, RegionMap, RustEvent, Tx};
 
 use super::adapt::Controller;
-use super::core::Core;
-use crate::event::{Event, Executor};
+use super::core::{Cache, Core};
+use crate::event::{Event, Executor, States};
 
 /// Reads axis `from`, writes its value plus one at axis `to`.
 struct Copy {
@@ -63,12 +63,14 @@ fn executor() -> Executor<NounState> {
         kernel: None,
         fuel: 1000,
         memory: 1 << 20,
+        states: States::None,
     }
 }
 
 /// A worker's loop, without its naps: until nothing is left to do.
-fn work(core: &Core<'static, NounState>) {
-    while core.try_commit() | core.claim_and_run() {}
+fn work(core: &Core<NounState>) {
+    let mut cache = Cache::new();
+    while core.try_commit() | core.claim_and_run(&mut cache) {}
 }
 
 #[test]
@@ -79,9 +81,14 @@ fn no_result_is_stranded_and_commits_equal_serial() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);
     builder.check(move || {
-        let executor: &'static Executor<NounState> = Box::leak(Box::new(executor()));
         let controller = Controller::new(EVENTS, 2, false);
-        let core = Arc::new(Core::new(executor, state.clone(), 4, controller));
+        let core = Arc::new(Core::new(
+            std::sync::Arc::new(executor()),
+            States::None,
+            state.clone(),
+            4,
+            controller,
+        ));
         for (i, e) in events().into_iter().enumerate() {
             core.admit(i, e);
         }

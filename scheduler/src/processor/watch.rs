@@ -9,11 +9,88 @@
 //! next safe point (the interpreter's cancellation check, or the next
 //! access through its `Tx`) and is discarded. Validation at commit still
 //! decides every execution that is not cancelled, exactly.
-
-use crate::sync::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+//!
+//! Regions are kept as 256-bit summaries (region `r` sets bit `r % 256`),
+//! so a watch costs the same whatever the region count; two regions that
+//! share a bit can cancel an execution needlessly, never let a doomed one
+//! through.
 
 use spectree_noun::nock::CancelToken;
 use spectree_stm::ReadWatch;
+
+use crate::sync::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+
+/// Words of a summary.
+const WORDS: usize = 4;
+
+/// A 256-bit summary of a set of regions.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub(crate) struct Summary([u64; WORDS]);
+
+impl Summary {
+    pub fn of(regions: &[u32]) -> Summary {
+        let mut s = Summary::default();
+        for &r in regions {
+            s.add(r as usize);
+        }
+        s
+    }
+
+    #[inline]
+    pub fn add(&mut self, region: usize) {
+        let bit = region % (WORDS * 64);
+        self.0[bit / 64] |= 1 << (bit % 64);
+    }
+
+    pub fn meets(&self, other: &Summary) -> bool {
+        self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+}
+
+/// A summary updated by several threads.
+pub(crate) struct AtomicSummary([AtomicU64; WORDS]);
+
+impl AtomicSummary {
+    pub fn new() -> Self {
+        AtomicSummary([(); WORDS].map(|_| AtomicU64::new(0)))
+    }
+
+    /// Add `s`; whether it meets `other` afterwards.
+    pub fn add_and_meets(&self, s: &Summary, other: &AtomicSummary) -> bool {
+        let mut meets = false;
+        for (i, &w) in s.0.iter().enumerate() {
+            if w != 0 {
+                self.0[i].fetch_or(w, SeqCst);
+                meets |= other.0[i].load(SeqCst) & w != 0;
+            }
+        }
+        meets
+    }
+
+    pub fn add(&self, s: &Summary) {
+        for (i, &w) in s.0.iter().enumerate() {
+            if w != 0 {
+                self.0[i].fetch_or(w, SeqCst);
+            }
+        }
+    }
+
+    pub fn load(&self) -> Summary {
+        Summary(std::array::from_fn(|i| self.0[i].load(SeqCst)))
+    }
+
+    pub fn clear(&self) {
+        for w in &self.0 {
+            if w.load(SeqCst) != 0 {
+                w.store(0, SeqCst);
+            }
+        }
+    }
+}
 
 /// The shared view of the speculative execution running in one slot; each
 /// slot owns one and resets it for every execution, so that the commit
@@ -25,24 +102,18 @@ pub(crate) struct Watch {
     /// Set to stop the execution.
     pub cancel: CancelToken,
     /// Regions the execution has read.
-    reads: Box<[AtomicU64]>,
+    reads: AtomicSummary,
     /// Regions written by commits the snapshot does not include.
-    dirty: Box<[AtomicU64]>,
-}
-
-fn bitset(regions: usize) -> Box<[AtomicU64]> {
-    (0..regions.div_ceil(64))
-        .map(|_| AtomicU64::new(0))
-        .collect()
+    dirty: AtomicSummary,
 }
 
 impl Watch {
-    pub fn new(regions: usize) -> Self {
+    pub fn new() -> Self {
         Watch {
             snapshot: AtomicUsize::new(usize::MAX),
             cancel: CancelToken::new(),
-            reads: bitset(regions),
-            dirty: bitset(regions),
+            reads: AtomicSummary::new(),
+            dirty: AtomicSummary::new(),
         }
     }
 
@@ -51,11 +122,8 @@ impl Watch {
     /// way, which validation makes harmless.
     pub fn reset(&self, snapshot: usize) {
         self.snapshot.store(usize::MAX, SeqCst);
-        for w in self.reads.iter().chain(self.dirty.iter()) {
-            if w.load(SeqCst) != 0 {
-                w.store(0, SeqCst);
-            }
-        }
+        self.reads.clear();
+        self.dirty.clear();
         self.cancel.reset();
         self.snapshot.store(snapshot, SeqCst);
     }
@@ -65,11 +133,9 @@ impl Watch {
         self.snapshot.load(SeqCst) <= k
     }
 
-    /// A commit the snapshot does not include wrote in `region`.
-    pub fn written(&self, region: usize) {
-        let (w, b) = (region / 64, 1u64 << (region % 64));
-        self.dirty[w].fetch_or(b, SeqCst);
-        if self.reads[w].load(SeqCst) & b != 0 {
+    /// Commits the snapshot does not include wrote in `regions`.
+    pub fn written(&self, regions: &Summary) {
+        if self.dirty.add_and_meets(regions, &self.reads) {
             self.cancel.cancel();
         }
     }
@@ -77,9 +143,9 @@ impl Watch {
 
 impl ReadWatch for Watch {
     fn read_region(&self, region: usize) {
-        let (w, b) = (region / 64, 1u64 << (region % 64));
-        self.reads[w].fetch_or(b, SeqCst);
-        if self.dirty[w].load(SeqCst) & b != 0 {
+        let mut s = Summary::default();
+        s.add(region);
+        if self.reads.add_and_meets(&s, &self.dirty) {
             self.cancel.cancel();
         }
     }
@@ -91,20 +157,28 @@ mod tests {
 
     #[test]
     fn a_write_meeting_a_read_cancels_in_either_order() {
-        let w = Watch::new(130);
+        let w = Watch::new();
         w.reset(0);
         w.read_region(129);
-        w.written(3);
+        w.written(&Summary::of(&[3]));
         assert!(!w.cancel.is_cancelled());
-        w.written(129);
+        w.written(&Summary::of(&[129]));
         assert!(w.cancel.is_cancelled());
 
         w.reset(3);
         assert!(!w.cancel.is_cancelled());
         assert!(w.predates(3) && !w.predates(2));
-        w.written(64);
+        w.written(&Summary::of(&[64]));
         assert!(!w.cancel.is_cancelled());
         w.read_region(64);
         assert!(w.cancel.is_cancelled());
+    }
+
+    #[test]
+    fn summaries_fold_regions() {
+        let a = Summary::of(&[1, 300]);
+        assert!(a.meets(&Summary::of(&[44])), "300 and 44 share a bit");
+        assert!(!a.meets(&Summary::of(&[2])));
+        assert!(Summary::default().is_empty());
     }
 }

@@ -257,7 +257,8 @@ pub fn tracking(data: &[u8]) {
     if second.outcome.is_ok() {
         let grafted = graft(&new, &first.writes).expect("validated writes graft");
         assert_eq!(
-            grafted, second.state,
+            Some(grafted),
+            second.state,
             "grafted state differs from re-execution"
         );
     }

@@ -3,7 +3,7 @@
 //! crash and run out of fuel, the processor's outputs equal the serial
 //! oracle's: every outcome, every intermediate state, the final state.
 
-use spectree::{Backend, Committed};
+use spectree::{Backend, Committed, States};
 use spectree_workloads::{AnyWorkload, Params, Workload, NAMES};
 
 /// Injected panics are contained by the processor, silently.
@@ -15,14 +15,17 @@ fn outputs<S: Backend>(
     let mut seen = Vec::new();
     let state = run(&mut |c: Committed<S>| {
         assert_eq!(c.index as usize, seen.len(), "outputs arrive in log order");
-        seen.push((format!("{:?}", c.outcome), c.state.mug()));
+        let state = c.state.expect("every state is asked for");
+        seen.push((format!("{:?}", c.outcome), state.mug()));
     });
     (state, seen)
 }
 
 fn check<S: Backend>(w: &Workload<S>, threads: usize, adaptive: bool, window: usize) {
     let serial = w.builder().build_serial();
-    let (s_state, s_out) = outputs(|sink| serial.stream(w.state.clone(), w.events(), sink));
+    let (s_state, s_out) = outputs(|sink| {
+        serial.stream_with_states(w.state.clone(), w.events(), States::Every(1), sink)
+    });
     let mut builder = w.builder().threads(threads).adaptive(adaptive);
     if window > 0 {
         builder = builder.window(window.max(2));
@@ -30,7 +33,8 @@ fn check<S: Backend>(w: &Workload<S>, threads: usize, adaptive: bool, window: us
     let processor = builder.build().unwrap();
     let mut metrics = None;
     let (p_state, p_out) = outputs(|sink| {
-        let (state, m) = processor.stream(w.state.clone(), w.events(), sink);
+        let (state, m) =
+            processor.stream_with_states(w.state.clone(), w.events(), States::Every(1), sink);
         metrics = Some(m);
         state
     });
@@ -46,7 +50,11 @@ fn check<S: Backend>(w: &Workload<S>, threads: usize, adaptive: bool, window: us
     let m = metrics.unwrap();
     assert_eq!(m.events, w.params.events, "{what}");
     assert_eq!(m.executions, m.events + m.reexecutions, "{what}");
-    assert_eq!(m.reexecutions, m.aborts + m.failed_validations, "{what}");
+    assert_eq!(
+        m.reexecutions,
+        m.aborts + m.failed_validations + m.taken,
+        "{what}"
+    );
 }
 
 fn each_workload(params: Params, f: &mut dyn FnMut(&AnyWorkload)) {
