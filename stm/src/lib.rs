@@ -40,9 +40,11 @@ mod access;
 pub mod contain;
 mod exec;
 mod key;
+mod map;
 mod region;
 mod state;
 mod tracker;
+mod trie;
 
 #[cfg(test)]
 mod testing;
@@ -50,6 +52,7 @@ mod testing;
 pub use access::{validate, AccessSet, ReadWatch};
 pub use exec::{execute_nock, execute_rust, graft, EventError, Execution, Options, RustEvent};
 pub use key::{Key, MapKey};
+pub use map::MapState;
 pub use region::{HashRegions, RegionError, RegionMap, Regions};
 pub use spectree_noun as noun;
-pub use state::{FingerprintHasher, MapState, NounState, Snapshot, State, StateError, Tx, Writes};
+pub use state::{NounState, Snapshot, State, StateError, Tx, Writes};

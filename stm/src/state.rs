@@ -13,7 +13,7 @@ use spectree_noun::{edit, edit_mut, slot, Axis, AxisError, Noun};
 use thiserror::Error;
 
 use crate::access::AccessSet;
-use crate::key::{Key, MapKey};
+use crate::key::Key;
 use crate::region::Regions;
 
 /// Why a state access failed.
@@ -106,116 +106,6 @@ impl State for NounState {
                 _ => self.put(key, Noun::ZERO).map(|_| ()),
             },
         }
-    }
-}
-
-/// A persistent map from nouns to nouns, for state that is keys and
-/// values; keys are spread over regions by hash ([`HashRegions`](crate::HashRegions)).
-///
-/// `clone` is O(1) and versions share structure. Build a large one with
-/// `collect` (one pass, in place), not a `put` per key:
-///
-/// ```
-/// use spectree_noun::Noun;
-/// use spectree_stm::{MapKey, MapState, State};
-/// let accounts: MapState = (0..100_000u64)
-///     .map(|k| (MapKey(Noun::atom(k)), Noun::atom(100)))
-///     .collect();
-/// assert_eq!(accounts.len(), 100_000);
-/// assert_eq!(accounts.get(&MapKey(Noun::atom(7))).unwrap(), Some(Noun::atom(100)));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MapState(Map);
-
-/// The map behind a [`MapState`]: keys are hashed by their fingerprint (a
-/// keyed 64-bit mix of the noun, cached in cells), which needs no second
-/// hash.
-type Map = imbl::GenericHashMap<
-    MapKey,
-    Noun,
-    std::hash::BuildHasherDefault<FingerprintHasher>,
-    imbl::shared_ptr::DefaultSharedPtr,
->;
-
-/// Passes a key's fingerprint through as its hash: [`MapKey`] hashes as one
-/// `write_u64` of the noun's fingerprint, already well mixed and keyed per
-/// process (so inputs cannot choose collisions).
-#[derive(Default, Clone, Copy, Debug)]
-pub struct FingerprintHasher(u64);
-
-impl std::hash::Hasher for FingerprintHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = self.0.rotate_left(29) ^ n;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl MapState {
-    /// An empty map.
-    pub fn new() -> MapState {
-        MapState::default()
-    }
-
-    /// Number of keys.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there are no keys.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The pairs, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&MapKey, &Noun)> + '_ {
-        self.0.iter()
-    }
-}
-
-impl State for MapState {
-    type Key = MapKey;
-
-    fn get(&self, key: &MapKey) -> Result<Option<Noun>, StateError> {
-        Ok(self.0.get(key).cloned())
-    }
-
-    fn put(&self, key: &MapKey, value: Noun) -> Result<Self, StateError> {
-        Ok(MapState(self.0.update(key.clone(), value)))
-    }
-
-    fn put_mut(&mut self, key: &MapKey, value: Noun) -> Result<(), StateError> {
-        self.0.insert(key.clone(), value);
-        Ok(())
-    }
-
-    /// O(keys): a sum over every pair.
-    fn mug(&self) -> u32 {
-        // Order-independent: sum of the mugs of the [key value] pairs.
-        let sum = self.0.iter().fold(0u64, |acc, (k, v)| {
-            acc.wrapping_add(u64::from(Noun::cell(k.0.clone(), v.clone()).mug()))
-        });
-        Noun::atom(sum).mug()
-    }
-
-    fn check_put(&self, _: &MapKey) -> Result<(), StateError> {
-        Ok(())
-    }
-}
-
-/// Build a map state from pairs in one pass (in place, no versions in
-/// between): much cheaper than a `put` per pair.
-impl FromIterator<(MapKey, Noun)> for MapState {
-    fn from_iter<I: IntoIterator<Item = (MapKey, Noun)>>(pairs: I) -> Self {
-        MapState(pairs.into_iter().collect())
     }
 }
 
@@ -601,7 +491,7 @@ impl<'a, S: State> Tx<'a, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{HashRegions, RegionMap};
+    use crate::{HashRegions, MapKey, MapState, RegionMap};
 
     fn ax(n: u64) -> Axis {
         Axis::new(n).unwrap()

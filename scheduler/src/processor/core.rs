@@ -63,7 +63,7 @@ pub(crate) struct Slot<S: Backend> {
     watch: Arc<Watch>,
     /// A summary of the read regions of a finished result, so the commit
     /// path can skip it without locking.
-    summary: Mutex<Summary>,
+    summary: AtomicSummary,
     /// The snapshot version this slot's event was last doomed against:
     /// it is not claimed again until a newer snapshot is published (it
     /// would be doomed again), so no thread spins on it.
@@ -202,7 +202,7 @@ impl<S: Backend> Core<S> {
                         output: None,
                     }),
                     watch: Arc::new(Watch::new()),
-                    summary: Mutex::new(Summary::default()),
+                    summary: AtomicSummary::new(),
                     doomed_at: AtomicUsize::new(usize::MAX),
                 })
                 .collect(),
@@ -249,15 +249,46 @@ impl<S: Backend> Core<S> {
     }
 
     /// Make `cache` hold the newest published snapshot.
+    ///
+    /// Never waits: while a publication holds the lock, the cached (older)
+    /// snapshot serves, which validation makes correct. The first refresh
+    /// waits, as there is nothing cached yet.
     fn refresh(&self, cache: &mut Cache<S>) {
-        if self.version.load(Ordering::Acquire) != cache.version {
-            let snap = lock(&self.snapshot);
-            cache.version = snap.0;
-            cache.state = Some(snap.1.clone());
+        if self.version.load(Ordering::Acquire) == cache.version {
+            return;
         }
+        let snap = match self.snapshot.try_lock() {
+            Ok(snap) => snap,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if cache.state.is_some() => return,
+            Err(std::sync::TryLockError::WouldBlock) => lock(&self.snapshot),
+        };
+        cache.version = snap.0;
+        let old = cache.state.replace(snap.1.clone());
+        drop(snap);
+        drop(old); // outside the lock: may free a whole version
     }
 
-    /// Publish the committed state after `version` events.
+    /// Publish the committed state after `version` events, unless a
+    /// refresh holds the lock (then the caller publishes later: a stale
+    /// snapshot costs conflicts, never correctness). Returns whether it
+    /// published.
+    pub fn try_publish(&self, version: usize, state: &S) -> bool {
+        let mut snap = match self.snapshot.try_lock() {
+            Ok(snap) => snap,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        let old = std::mem::replace(&mut *snap, (version, state.clone()));
+        self.version.store(version, Ordering::Release);
+        self.unpublished_writes.clear();
+        drop(snap);
+        drop(old); // outside the lock
+        true
+    }
+
+    /// Publish the committed state after `version` events, waiting for the
+    /// lock (used when leaving direct execution).
     pub fn publish(&self, version: usize, state: S) {
         let old = std::mem::replace(&mut *lock(&self.snapshot), (version, state));
         self.version.store(version, Ordering::Release);
@@ -395,7 +426,7 @@ impl<S: Backend> Core<S> {
         if slot.word.load(Ordering::Acquire) != word(i, RUNNING) {
             return;
         }
-        *lock(&slot.summary) = Summary::of(exec.access.read_regions());
+        slot.summary.set(&Summary::of(exec.access.read_regions()));
         data.result = Some(Finished { exec, snapshot: v });
         if slot
             .word
@@ -436,10 +467,8 @@ impl<S: Backend> Core<S> {
             let committed = (head.committed - before) as u64;
             // Publish once per hold: the next first write per node copies
             // what it shares with the snapshot; the rest edit in place.
-            if head.unpublished > 0 {
+            if head.unpublished > 0 && self.try_publish(head.committed, head.state()) {
                 head.unpublished = 0;
-                let state = head.state().clone();
-                self.publish(head.committed, state);
             }
             self.release_role(head);
             if committed > 0 {
@@ -474,7 +503,8 @@ impl<S: Backend> Core<S> {
         self.role.store(false, Ordering::SeqCst);
     }
 
-    /// Whether the frontier needs the role: finished, or known doomed.
+    /// Whether the frontier needs the role: finished, not claimed, or known
+    /// doomed.
     fn frontier_ready(&self) -> bool {
         let k = self.committed.load(Ordering::SeqCst);
         if k >= self.admitted.load(Ordering::SeqCst) {
@@ -482,7 +512,9 @@ impl<S: Backend> Core<S> {
         }
         let slot = self.slot(k);
         let w = slot.word.load(Ordering::SeqCst);
-        w == word(k, DONE) || (w == word(k, RUNNING) && slot.watch.cancel.is_cancelled())
+        w == word(k, DONE)
+            || w == word(k, PENDING)
+            || (w == word(k, RUNNING) && slot.watch.cancel.is_cancelled())
     }
 
     /// Commit the results at the frontier, at most [`COMMITS_PER_HOLD`] of
@@ -503,11 +535,15 @@ impl<S: Backend> Core<S> {
             let finished = if w == word(k, DONE) {
                 let result = lock(&slot.data).result.take();
                 Some(result.expect("a done slot has a result"))
+            } else if w == word(k, PENDING) && self.take(k, w) {
+                // Not claimed (or sent back after a doomed run, and maybe
+                // not claimable until the next publication): the role runs
+                // it against the committed state, which needs no
+                // validation.
+                None
             } else if w == word(k, RUNNING) && slot.watch.cancel.is_cancelled() && self.take(k, w) {
                 // Doomed: the role runs it itself instead of waiting (the
-                // doomed run is wasted work, counted as taken). A pending
-                // frontier is left to the claim that follows every commit
-                // attempt: claims take the lowest pending event first.
+                // doomed run is wasted work, counted as taken).
                 head.taken += 1;
                 None
             } else {
@@ -704,7 +740,7 @@ impl<S: Backend> Core<S> {
                 if slot.watch.predates(k) {
                     slot.watch.written(written);
                 }
-            } else if w == word(j, DONE) && lock(&slot.summary).meets(written) {
+            } else if w == word(j, DONE) && slot.summary.load().meets(written) {
                 // Only the commit role, which we hold, moves a slot out of DONE.
                 let mut data = lock(&slot.data);
                 let Some(Finished { exec, snapshot }) = &data.result else {

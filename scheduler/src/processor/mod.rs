@@ -314,10 +314,10 @@ fn coordinate<S: Backend>(
         }
         // Admit events while the window has room.
         while !exhausted && core.admitted.load(Ordering::Relaxed) < delivered + slots {
-            if core.width.load(Ordering::Relaxed) == 1
-                && delivered == core.admitted.load(Ordering::Relaxed)
-            {
-                break; // back to direct execution
+            if core.width.load(Ordering::Relaxed) == 1 {
+                // Speculation is off: let the window drain, then execute
+                // directly (admitting more would keep the slots in use).
+                break;
             }
             match events.next() {
                 Some(e) => core.admit(core.admitted.load(Ordering::Relaxed), e),
