@@ -26,8 +26,8 @@ pub const MAX_WINDOW: usize = 65536;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// Threads working on events, the calling thread included (1 to
-    /// [`MAX_THREADS`]).
+    /// Threads executing events (1 to [`MAX_THREADS`]): with more than one,
+    /// the pool's workers; the calling thread coordinates besides.
     pub threads: usize,
     /// Fuel per Nock event (formula evaluations, plus size charges; see
     /// [`Limits`](spectree_noun::nock::Limits)).
@@ -157,9 +157,13 @@ impl<S: Backend> ProcessorBuilder<S> {
         self
     }
 
-    /// Threads working on events, the calling thread included (default: all
-    /// cores; with [`pool`](Self::pool): the pool's threads plus the
-    /// caller's).
+    /// Threads executing events (default: all cores; with
+    /// [`pool`](Self::pool): the pool's threads). With more than one, a
+    /// pool of this many workers speculates and commits while the calling
+    /// thread feeds events in and hands outputs out (it executes events
+    /// only where nothing can make it wait on speculative work: directly,
+    /// or the frontier when no worker is there). With one, events run
+    /// directly on the calling thread.
     #[must_use]
     pub fn threads(mut self, threads: usize) -> Self {
         self.config.threads = threads;
@@ -197,7 +201,9 @@ impl<S: Backend> ProcessorBuilder<S> {
 
     /// Run on the caller's rayon pool instead of a pool of the processor's
     /// own. Call [`Processor::stream`] from outside the pool's threads: the
-    /// calling thread coordinates and naps briefly when idle.
+    /// calling thread coordinates and waits (on a condition variable, with a
+    /// short timeout) when idle. Speculative Rust executions then run on
+    /// that pool's stacks (see [`WORKER_STACK`](crate::WORKER_STACK)).
     #[must_use]
     pub fn pool(mut self, pool: Arc<rayon::ThreadPool>) -> Self {
         self.pool = Some(pool);
@@ -238,14 +244,14 @@ impl<S: Backend> ProcessorBuilder<S> {
     /// threads cannot start.
     pub fn build(mut self) -> Result<Processor<S>, BuildError> {
         if let (Some(pool), false) = (&self.pool, self.threads_set) {
-            self.config.threads = (pool.current_num_threads() + 1).min(MAX_THREADS);
+            self.config.threads = pool.current_num_threads().min(MAX_THREADS);
         }
         self.config.check()?;
         let pool = match self.pool.clone() {
             Some(p) => Some(p),
             None if self.config.threads > 1 => Some(Arc::new(
                 rayon::ThreadPoolBuilder::new()
-                    .num_threads(self.config.threads - 1)
+                    .num_threads(self.config.threads)
                     .stack_size(crate::processor::WORKER_STACK)
                     .thread_name(|i| format!("spectree-{i}"))
                     .build()

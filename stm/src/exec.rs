@@ -309,13 +309,22 @@ fn extract_writes(
 
 /// A Rust event: user code run against a [`Tx`].
 ///
-/// The contract: an event is a deterministic function of what it reads
-/// through the `Tx` (no clocks, randomness, globals or I/O), which is what
-/// makes a validated speculative execution equal to a serial one. It cannot
-/// see or change its own tracking. A speculative execution may run against
-/// a state that serial order never gives the event; it is discarded before
-/// anything it computed is used, but it must still end (see
-/// [`Tx::aborted`]).
+/// The contract, for the event:
+/// - it is a deterministic function of what it reads through the `Tx` (no
+///   clocks, randomness, globals or I/O), which is what makes a validated
+///   speculative execution equal to a serial one;
+/// - it may be run against a state that serial order never gives it (a
+///   stale snapshot): there it must not have effects outside its result,
+///   and it should end; where its running time or recursion depth depends
+///   on what it read, it should poll [`Tx::aborted`] (a relaxed load) and
+///   return early when it is set.
+///
+/// What spectree guarantees: such an execution is discarded before
+/// anything it computed is used; it cannot see or change its own tracking;
+/// the commit path never waits for it (a doomed frontier is executed again
+/// against the committed state), and it never runs on the thread that
+/// called the processor. An execution that neither ends nor polls keeps its
+/// pool thread busy until it ends; the run finishes without it.
 pub trait RustEvent<S: State>: Send + Sync {
     /// Apply the event, returning its effects.
     ///

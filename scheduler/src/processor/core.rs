@@ -175,6 +175,12 @@ pub(crate) struct Core<S: Backend> {
     pub naps: AtomicU64,
     /// Set when the run ends (or fails): workers return.
     pub stop: AtomicBool,
+    /// Outputs the caller has delivered (a hint for when to wake it).
+    pub delivered: AtomicUsize,
+    /// Whether the caller is waiting, and where: woken when outputs pile
+    /// up or the window drains (a hint; it also wakes on a timeout).
+    caller: std::sync::Mutex<bool>,
+    caller_wake: std::sync::Condvar,
     /// A worker's internal panic (a bug), resumed on the caller's thread.
     pub failure: std::sync::Mutex<Option<Box<dyn Any + Send>>>,
 }
@@ -235,6 +241,9 @@ impl<S: Backend> Core<S> {
             speculative_commits: AtomicU64::new(0),
             naps: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            delivered: AtomicUsize::new(0),
+            caller: std::sync::Mutex::new(false),
+            caller_wake: std::sync::Condvar::new(),
             failure: std::sync::Mutex::new(None),
         }
     }
@@ -279,9 +288,12 @@ impl<S: Backend> Core<S> {
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return false,
         };
+        // Marks cleared before the version moves: a claim that sees the new
+        // version sees no marks of commits it includes (a stale mark would
+        // doom a frontier that nothing can doom).
+        self.unpublished_writes.clear();
         let old = std::mem::replace(&mut *snap, (version, state.clone()));
         self.version.store(version, Ordering::Release);
-        self.unpublished_writes.clear();
         drop(snap);
         drop(old); // outside the lock
         true
@@ -290,9 +302,9 @@ impl<S: Backend> Core<S> {
     /// Publish the committed state after `version` events, waiting for the
     /// lock (used when leaving direct execution).
     pub fn publish(&self, version: usize, state: S) {
+        self.unpublished_writes.clear();
         let old = std::mem::replace(&mut *lock(&self.snapshot), (version, state));
         self.version.store(version, Ordering::Release);
-        self.unpublished_writes.clear();
         drop(old); // outside the lock
     }
 
@@ -319,6 +331,41 @@ impl<S: Backend> Core<S> {
     #[cfg(all(test, loom))]
     pub fn head_state(&self) -> S {
         lock(&self.head).state().clone()
+    }
+
+    /// The caller waits (at most `timeout`) unless something is already
+    /// waiting for it: outputs to deliver.
+    pub fn caller_wait(&self, timeout: std::time::Duration) {
+        let mut asleep = self.caller.lock().unwrap_or_else(|e| e.into_inner());
+        if self.committed.load(Ordering::SeqCst) > self.delivered.load(Ordering::Relaxed)
+            || self.stop.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        *asleep = true;
+        let (mut asleep, _) = self
+            .caller_wake
+            .wait_timeout(asleep, timeout)
+            .unwrap_or_else(|e| e.into_inner());
+        *asleep = false;
+    }
+
+    /// Wake the caller if it waits and has enough to do: a quarter of the
+    /// slots' outputs to deliver, or the whole window committed. Never
+    /// blocks (a worker must not): if the caller is between its look and
+    /// its wait, it wakes on its timeout instead.
+    fn nudge_caller(&self) {
+        let committed = self.committed.load(Ordering::SeqCst);
+        let due = committed.saturating_sub(self.delivered.load(Ordering::Relaxed));
+        if due == 0 || (due < self.slots() / 4 && committed < self.admitted.load(Ordering::Relaxed))
+        {
+            return;
+        }
+        if let Ok(asleep) = self.caller.try_lock() {
+            if *asleep {
+                self.caller_wake.notify_one();
+            }
+        }
     }
 
     /// Whether some event in the claimable part of the window is pending.
@@ -447,14 +494,17 @@ impl<S: Backend> Core<S> {
 
     /// Take the commit role if it is free and commit everything ready.
     /// Returns whether anything was committed.
-    pub fn try_commit(&self) -> bool {
+    ///
+    /// With `take_pending`, a pending frontier is executed here too (the
+    /// coordinator passes it when no worker may be there to claim it).
+    pub fn try_commit(&self, take_pending: bool) -> bool {
         let mut progressed = false;
         // Orders our DONE store before the look at the role; pairs with the
         // fence after a holder's release (see README, hand-off). The loom
         // model's self-test builds without it and must fail.
         #[cfg(not(loom_without_fence))]
         fence(Ordering::SeqCst);
-        if !self.frontier_ready() {
+        if !self.frontier_ready(take_pending) {
             return false;
         }
         loop {
@@ -463,7 +513,7 @@ impl<S: Backend> Core<S> {
             };
             let t = Instant::now();
             let before = head.committed;
-            progressed |= self.commit_ready(&mut head);
+            progressed |= self.commit_ready(&mut head, take_pending);
             let committed = (head.committed - before) as u64;
             // Publish once per hold: the next first write per node copies
             // what it shares with the snapshot; the rest edit in place.
@@ -472,6 +522,7 @@ impl<S: Backend> Core<S> {
             }
             self.release_role(head);
             if committed > 0 {
+                self.nudge_caller();
                 let spent = t.elapsed().as_nanos() as u64;
                 self.commit_nanos.fetch_add(spent, Ordering::Relaxed);
                 self.speculative_commits
@@ -481,7 +532,7 @@ impl<S: Backend> Core<S> {
             // had its attempt at the role fail: look again (see README,
             // hand-off).
             fence(Ordering::SeqCst);
-            if !self.frontier_ready() {
+            if !self.frontier_ready(take_pending) {
                 return progressed;
             }
         }
@@ -503,9 +554,9 @@ impl<S: Backend> Core<S> {
         self.role.store(false, Ordering::SeqCst);
     }
 
-    /// Whether the frontier needs the role: finished, not claimed, or known
-    /// doomed.
-    fn frontier_ready(&self) -> bool {
+    /// Whether the frontier needs the role: finished, known doomed, or
+    /// pending and not claimable.
+    fn frontier_ready(&self, take_pending: bool) -> bool {
         let k = self.committed.load(Ordering::SeqCst);
         if k >= self.admitted.load(Ordering::SeqCst) {
             return false;
@@ -513,7 +564,7 @@ impl<S: Backend> Core<S> {
         let slot = self.slot(k);
         let w = slot.word.load(Ordering::SeqCst);
         w == word(k, DONE)
-            || w == word(k, PENDING)
+            || (w == word(k, PENDING) && (take_pending || self.unclaimable(slot)))
             || (w == word(k, RUNNING) && slot.watch.cancel.is_cancelled())
     }
 
@@ -523,7 +574,7 @@ impl<S: Backend> Core<S> {
     /// never waits: a frontier that is doomed (a commit met what it read)
     /// is executed by the role itself; one still running unharmed is left
     /// to finish.
-    fn commit_ready(&self, head: &mut Head<S>) -> bool {
+    fn commit_ready(&self, head: &mut Head<S>, take_pending: bool) -> bool {
         let mut any = false;
         for _ in 0..COMMITS_PER_HOLD {
             let k = head.committed;
@@ -535,10 +586,14 @@ impl<S: Backend> Core<S> {
             let finished = if w == word(k, DONE) {
                 let result = lock(&slot.data).result.take();
                 Some(result.expect("a done slot has a result"))
-            } else if w == word(k, PENDING) && self.take(k, w) {
-                // Not claimed (or sent back after a doomed run, and maybe
-                // not claimable until the next publication): the role runs
-                // it against the committed state, which needs no
+            } else if w == word(k, PENDING)
+                && (take_pending || self.unclaimable(slot))
+                && self.take(k, w)
+            {
+                // Pending and asked for, or sent back after a doomed run
+                // and not claimable until a newer snapshot is published
+                // (which may never come: this is the frontier). The role
+                // runs it against the committed state, which needs no
                 // validation.
                 None
             } else if w == word(k, RUNNING) && slot.watch.cancel.is_cancelled() && self.take(k, w) {
@@ -552,10 +607,24 @@ impl<S: Backend> Core<S> {
                 }
                 break;
             };
+            let executed = finished.is_none();
             self.commit(head, k, finished);
             any = true;
+            if executed {
+                // One execution per hold: the holder goes back to its other
+                // duties (the coordinator admits and delivers, so that the
+                // workers do not run dry), and the next frontier may be
+                // claimed meanwhile.
+                break;
+            }
         }
         any
+    }
+
+    /// Whether claims skip this pending slot: it was doomed against the
+    /// snapshot published now.
+    fn unclaimable(&self, slot: &Slot<S>) -> bool {
+        slot.doomed_at.load(Ordering::Relaxed) == self.version.load(Ordering::Acquire)
     }
 
     /// Take event `k` (pending, or running: its speculative execution is

@@ -4,8 +4,11 @@
 //! persistent state, and commit strictly in log order: a result whose reads
 //! still hold is grafted onto the committed state, any other is re-executed
 //! against it. The calling thread coordinates (it feeds events in and hands
-//! outputs out, in order) and works like any other thread. The protocol and
-//! the argument for its invariants are in `README.md` beside this file.
+//! outputs out, in order) and commits, executing the frontier event itself
+//! whenever no worker has it; it never runs a speculative execution, so an
+//! execution that never reaches a safe point cannot hold it up. The
+//! protocol and the argument for its invariants are in `README.md` beside
+//! this file.
 
 mod adapt;
 mod core;
@@ -63,7 +66,8 @@ pub struct Run<S> {
 pub struct Processor<S: Backend> {
     executor: Arc<Executor<S>>,
     config: Config,
-    /// Where `threads - 1` workers run; the calling thread is the last one.
+    /// Where the `threads` workers run (none with one thread: events then
+    /// run directly on the calling thread).
     pool: Option<Arc<rayon::ThreadPool>>,
     /// Pool workers currently looping (across this processor's runs: a
     /// worker of an earlier run may still be finishing a doomed execution).
@@ -78,9 +82,17 @@ impl<S: Backend> std::fmt::Debug for Processor<S> {
     }
 }
 
-/// Stack of each pool worker: four times the usual main-thread stack, so
-/// that a Rust event's recursion that serial execution survives on a
-/// calling thread survives on a worker too.
+/// Stack of each worker of a processor's own pool: four times the usual
+/// 8 MiB main-thread stack, so that a Rust event's recursion that serial
+/// execution survives on a calling thread survives on a worker too.
+///
+/// What differs: a speculative execution may read values serial order
+/// never gives the event (it is discarded afterwards), and recursion driven
+/// by such a value can go deeper than serially. An overflow aborts the
+/// process; an event whose recursion depth comes from what it reads should
+/// bound it (or poll [`Tx::aborted`](spectree_stm::Tx::aborted)). On a
+/// pool given with [`ProcessorBuilder::pool`](crate::ProcessorBuilder::pool)
+/// the pool's own stack size applies.
 pub const WORKER_STACK: usize = 32 << 20;
 
 impl<S: Backend> Processor<S> {
@@ -167,7 +179,7 @@ impl<S: Backend> Processor<S> {
         let controller = Controller::new(window, self.config.threads, self.config.adaptive);
         // Slots beyond the speculation window buffer admitted events and
         // undelivered outputs, so that workers do not run dry while the
-        // calling thread is busy executing an event itself.
+        // calling thread is busy in the sink or the event iterator.
         let slots = (4 * window).max(64);
         let core = Arc::new(Core::new(
             self.executor.clone(),
@@ -176,7 +188,7 @@ impl<S: Backend> Processor<S> {
             slots,
             controller,
         ));
-        let workers = self.config.threads - 1;
+        let workers = self.config.threads;
         let spawns = {
             let pool = self.pool.as_ref().filter(|_| workers > 0);
             let active = &self.active;
@@ -240,7 +252,7 @@ fn worker<S: Backend>(core: &Core<S>) {
         let mut cache = Cache::new();
         let mut idle_since: Option<Instant> = None;
         while !core.stop.load(Ordering::Relaxed) {
-            if core.try_commit() | core.claim_and_run(&mut cache) {
+            if core.try_commit(false) | core.claim_and_run(&mut cache) {
                 backoff.reset();
                 idle_since = None;
             } else if !backoff.is_completed() {
@@ -278,6 +290,10 @@ const IDLE_EXIT: Duration = Duration::from_millis(2);
 /// How long an idle thread naps between looks for work.
 const NAP: Duration = Duration::from_micros(20);
 
+/// Longest wait of the calling thread between looks when workers do not
+/// wake it.
+const CALLER_NAP: Duration = Duration::from_micros(500);
+
 /// Most events the coordinator runs directly per hold of the commit role.
 const DIRECT_BATCH: usize = 64;
 
@@ -296,7 +312,6 @@ fn coordinate<S: Backend>(
     let mut events = events.into_iter().fuse();
     let mut exhausted = false;
     let mut delivered = 0usize;
-    let mut cache = Cache::new();
     let backoff = Backoff::new();
     loop {
         if core.stop.load(Ordering::Relaxed) {
@@ -329,6 +344,7 @@ fn coordinate<S: Backend>(
         while let Some((outcome, state)) = core.take_output(delivered) {
             sink(Committed::new(delivered as u64, outcome, state));
             delivered += 1;
+            core.delivered.store(delivered, Ordering::Relaxed);
             progressed = true;
         }
         if exhausted && delivered == core.admitted.load(Ordering::Relaxed) {
@@ -344,15 +360,25 @@ fn coordinate<S: Backend>(
                 }
             }
         }
-        // Work like any other thread.
-        progressed |= core.try_commit();
-        progressed |= core.claim_and_run(&mut cache);
+        // The workers commit. The frontier is executed here (against the
+        // committed state: an execution nothing can doom, which ends when
+        // serial execution of the event ends) only when no worker may be
+        // there to claim it. The calling thread never runs a speculative
+        // execution: one that never reaches a safe point would hold up
+        // delivery, and the caller, for good.
+        let take_pending =
+            core.width.load(Ordering::Relaxed) == 1 || active.load(Ordering::SeqCst) == 0;
+        if take_pending {
+            progressed |= core.try_commit(true);
+        }
         if progressed {
             backoff.reset();
         } else if backoff.is_completed() {
-            // Not a pool thread: sleeping here blocks no stealable work.
+            // Not a pool thread: waiting here blocks no stealable work.
+            // Workers wake it (a hint) when outputs pile up or the window
+            // drains; it looks again after a while in any case.
             core.naps.fetch_add(1, Ordering::Relaxed);
-            std::thread::sleep(NAP);
+            core.caller_wait(CALLER_NAP);
         } else {
             backoff.snooze();
         }

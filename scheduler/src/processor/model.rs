@@ -70,7 +70,7 @@ fn executor() -> Executor<NounState> {
 /// A worker's loop, without its naps: until nothing is left to do.
 fn work(core: &Core<NounState>) {
     let mut cache = Cache::new();
-    while core.try_commit() | core.claim_and_run(&mut cache) {}
+    while core.try_commit(false) | core.claim_and_run(&mut cache) {}
 }
 
 #[test]
