@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use spectree::{Backend, Committed, Outcome};
+use spectree::{Backend, Committed, Metrics, Outcome};
 use spectree_log::{EventLog, LogError, LogPolicy, LoggedError};
 use spectree_workloads::{spin, AnyWorkload, Workload, ITERS_PER_US};
 
@@ -68,6 +68,19 @@ pub struct RunReport {
     pub cores: usize,
     /// Final state's mug.
     pub mug: u32,
+    /// Commit-role time not spent in user code, per event committed while
+    /// speculating (the serial section of the run).
+    pub commit_overhead_ns_per_event: f64,
+    /// The speedup Amdahl's law allows at 16 threads with that serial
+    /// section and this workload's serial time per event.
+    pub amdahl_bound_16: f64,
+    /// `kv` only: seconds of a plain loop over a std `HashMap` running the
+    /// same events (what a user would write instead; `null` otherwise).
+    pub plain_secs: Option<f64>,
+    /// `plain_secs / parallel_secs`.
+    pub speedup_vs_plain: Option<f64>,
+    /// Whether the plain loop's final state equals spectree's.
+    pub plain_identical: Option<bool>,
 }
 
 /// Options of a run besides the workload.
@@ -296,7 +309,17 @@ fn speculate<S: Backend>(
 pub fn run(workload: &AnyWorkload, options: &RunOptions) -> Result<RunReport, RunError> {
     match workload {
         AnyWorkload::Noun(w) => run_typed(w, options),
-        AnyWorkload::Map(w) => run_typed(w, options),
+        AnyWorkload::Map(w) => {
+            let mut report = run_typed(w, options)?;
+            if w.name == "kv" && !options.skip_serial {
+                if let Some(plain) = spectree_workloads::plain_kv(&w.params) {
+                    report.plain_secs = Some(plain.secs);
+                    report.speedup_vs_plain = Some(plain.secs / report.parallel_secs.max(1e-12));
+                    report.plain_identical = Some(plain.mug == report.mug);
+                }
+            }
+            Ok(report)
+        }
     }
 }
 
@@ -394,6 +417,15 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<RunRep
         capacity_at_threads: capacity_t,
         cores,
         mug: state.mug(),
+        commit_overhead_ns_per_event: metrics.commit_overhead_ns_per_event(),
+        amdahl_bound_16: Metrics::amdahl_bound(
+            serial_secs * 1e9 / n.max(1) as f64,
+            metrics.commit_overhead_ns_per_event(),
+            16,
+        ),
+        plain_secs: None,
+        speedup_vs_plain: None,
+        plain_identical: None,
     })
 }
 
@@ -438,11 +470,26 @@ pub fn summary(r: &RunReport) -> String {
         pct(r.direct),
         r.commit_stalls
     );
+    if let (Some(plain), Some(vs), Some(same)) =
+        (r.plain_secs, r.speedup_vs_plain, r.plain_identical)
+    {
+        s += &format!(
+            "plain loop:   {:>9.3} s {:>12.0} events/s (std HashMap, same events); spectree {:.2}x of it{}\n",
+            plain,
+            r.events as f64 / plain.max(1e-12),
+            vs,
+            if same { "" } else { "; RESULTS DIFFER" }
+        );
+    }
     s += &format!(
         "internals:    commit role held {:.1}% of the run; {} naps; {} workers started\n",
         100.0 * r.commit_secs / r.parallel_secs.max(1e-12),
         r.naps,
         r.spawns
+    );
+    s += &format!(
+        "serial part:  {:.0} ns of commit overhead per speculated event; Amdahl bound at 16 threads {:.1}x\n",
+        r.commit_overhead_ns_per_event, r.amdahl_bound_16
     );
     if r.available_parallelism.is_finite() {
         s += &format!(

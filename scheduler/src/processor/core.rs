@@ -9,8 +9,9 @@
 //!   snapshot meets its reads or shapes (exact check); otherwise the commit
 //!   role re-executes the event against the committed state;
 //! - the commit role never waits on speculative work: a frontier that is
-//!   running and known doomed, or not yet claimed, is executed by the role
-//!   itself; one that is running and not known doomed is left to finish;
+//!   running and known doomed, or pending and not claimable, is executed by
+//!   the role itself; one that is running and not known doomed is left to
+//!   finish (nothing can doom it any more);
 //! - no lock is held while user code runs, except by the commit role while
 //!   it executes the frontier event itself, which nothing else waits for.
 
@@ -152,7 +153,9 @@ pub(crate) struct Core<S: Backend> {
     /// How far past the committed state events may run.
     pub width: AtomicUsize,
     /// The newest published committed state and its version.
-    snapshot: Mutex<(usize, S)>,
+    /// `None` while events run directly (so that nothing shares the state
+    /// the coordinator edits in place).
+    snapshot: Mutex<(usize, Option<S>)>,
     /// The published snapshot's version (read without the lock).
     version: AtomicUsize,
     /// Regions written by commits since the last publication (a hint for
@@ -215,7 +218,7 @@ impl<S: Backend> Core<S> {
             committed: AtomicUsize::new(0),
             admitted: AtomicUsize::new(0),
             width: AtomicUsize::new(width),
-            snapshot: Mutex::new((0, state.clone())),
+            snapshot: Mutex::new((0, Some(state.clone()))),
             version: AtomicUsize::new(0),
             unpublished_writes: AtomicSummary::new(),
             role: AtomicBool::new(false),
@@ -262,18 +265,29 @@ impl<S: Backend> Core<S> {
     /// Never waits: while a publication holds the lock, the cached (older)
     /// snapshot serves, which validation makes correct. The first refresh
     /// waits, as there is nothing cached yet.
-    fn refresh(&self, cache: &mut Cache<S>) {
+    ///
+    /// It does wait when the cached snapshot is older than `at_least` (the
+    /// event was cancelled against it, and would be again), so that a claim
+    /// never repeats a doomed execution while a publication is waiting.
+    fn refresh(&self, cache: &mut Cache<S>, at_least: usize) {
         if self.version.load(Ordering::Acquire) == cache.version {
             return;
         }
         let snap = match self.snapshot.try_lock() {
             Ok(snap) => snap,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) if cache.state.is_some() => return,
+            Err(std::sync::TryLockError::WouldBlock)
+                if cache.state.is_some() && cache.version >= at_least =>
+            {
+                return
+            }
             Err(std::sync::TryLockError::WouldBlock) => lock(&self.snapshot),
         };
+        let Some(state) = snap.1.clone() else {
+            return; // nothing published (direct execution): nothing to claim
+        };
         cache.version = snap.0;
-        let old = cache.state.replace(snap.1.clone());
+        let old = cache.state.replace(state);
         drop(snap);
         drop(old); // outside the lock: may free a whole version
     }
@@ -292,7 +306,7 @@ impl<S: Backend> Core<S> {
         // version sees no marks of commits it includes (a stale mark would
         // doom a frontier that nothing can doom).
         self.unpublished_writes.clear();
-        let old = std::mem::replace(&mut *snap, (version, state.clone()));
+        let old = std::mem::replace(&mut *snap, (version, Some(state.clone())));
         self.version.store(version, Ordering::Release);
         drop(snap);
         drop(old); // outside the lock
@@ -303,8 +317,17 @@ impl<S: Backend> Core<S> {
     /// lock (used when leaving direct execution).
     pub fn publish(&self, version: usize, state: S) {
         self.unpublished_writes.clear();
-        let old = std::mem::replace(&mut *lock(&self.snapshot), (version, state));
+        let old = std::mem::replace(&mut *lock(&self.snapshot), (version, Some(state)));
         self.version.store(version, Ordering::Release);
+        drop(old); // outside the lock
+    }
+
+    /// Withdraw the published snapshot while events run directly (the
+    /// window is empty, so nothing can be claimed), so that the committed
+    /// state is shared with nothing and is edited in place. Publication
+    /// on leaving direct execution puts one back.
+    pub fn unpublish(&self) {
+        let old = lock(&self.snapshot).1.take();
         drop(old); // outside the lock
     }
 
@@ -334,13 +357,13 @@ impl<S: Backend> Core<S> {
     }
 
     /// The caller waits (at most `timeout`) unless something is already
-    /// waiting for it: outputs to deliver.
-    pub fn caller_wait(&self, timeout: std::time::Duration) {
+    /// waiting for it: outputs to deliver. Returns whether it waited.
+    pub fn caller_wait(&self, timeout: std::time::Duration) -> bool {
         let mut asleep = self.caller.lock().unwrap_or_else(|e| e.into_inner());
         if self.committed.load(Ordering::SeqCst) > self.delivered.load(Ordering::Relaxed)
             || self.stop.load(Ordering::Relaxed)
         {
-            return;
+            return false;
         }
         *asleep = true;
         let (mut asleep, _) = self
@@ -348,6 +371,7 @@ impl<S: Backend> Core<S> {
             .wait_timeout(asleep, timeout)
             .unwrap_or_else(|e| e.into_inner());
         *asleep = false;
+        true
     }
 
     /// Wake the caller if it waits and has enough to do: a quarter of the
@@ -409,16 +433,30 @@ impl<S: Backend> Core<S> {
             // Counted at the claim: a claim whose event the role takes
             // before it runs is a wasted execution too (counted as taken).
             self.executions.fetch_add(1, Ordering::Relaxed);
-            self.refresh(cache);
+            let at_least = match slot.doomed_at.load(Ordering::Relaxed) {
+                usize::MAX => 0,
+                doomed => doomed + 1,
+            };
+            self.refresh(cache, at_least);
             // Arm the watch, then look again: a publication after our look
             // is seen here; commits since the one we hold mark what they
             // wrote (a hint: validation decides).
             slot.watch.reset(cache.version);
-            self.refresh(cache);
+            self.refresh(cache, at_least);
             slot.watch.reset(cache.version);
             slot.watch.written(&self.unpublished_writes.load());
             let v = cache.version;
-            let state = cache.state.as_ref().expect("refreshed");
+            let Some(state) = cache.state.as_ref() else {
+                // Nothing published yet (cannot happen: claims need an
+                // admitted event, and admission follows publication).
+                let _ = slot.word.compare_exchange(
+                    word(i, RUNNING),
+                    word(i, PENDING),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                );
+                return false;
+            };
             self.run_claimed(i, v, state);
             return true;
         }

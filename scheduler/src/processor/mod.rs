@@ -264,6 +264,9 @@ fn worker<S: Backend>(core: &Core<S>) {
                 if since.elapsed() >= IDLE_EXIT {
                     break;
                 }
+                // Idle: hold no snapshot (it would keep a version alive,
+                // and make the committed state copy what it shares).
+                cache = Cache::new();
                 core.naps.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(NAP);
             }
@@ -377,8 +380,9 @@ fn coordinate<S: Backend>(
             // Not a pool thread: waiting here blocks no stealable work.
             // Workers wake it (a hint) when outputs pile up or the window
             // drains; it looks again after a while in any case.
-            core.naps.fetch_add(1, Ordering::Relaxed);
-            core.caller_wait(CALLER_NAP);
+            if core.caller_wait(CALLER_NAP) {
+                core.naps.fetch_add(1, Ordering::Relaxed);
+            }
         } else {
             backoff.snooze();
         }
@@ -398,6 +402,7 @@ fn run_direct<S: Backend>(
     let Some(mut head) = core.take_role() else {
         return (false, false);
     };
+    core.unpublish();
     let mut ran = false;
     let mut ended = false;
     let states = core.states;
@@ -422,6 +427,7 @@ fn run_direct<S: Backend>(
         let state = states.wants(k as u64).then(|| head.state().clone());
         sink(Committed::new(k as u64, outcome, state));
         *delivered = k + 1;
+        core.delivered.store(k + 1, Ordering::Relaxed);
         if let Some(w) = widened {
             // Leaving direct execution: executions will start from the
             // published snapshot, so it must be current. (While direct,

@@ -36,7 +36,7 @@ pub fn spin(iters: u64, seed: u64) -> u64 {
     black_box(x)
 }
 
-fn iters(work_us: f64, per_us: f64) -> u64 {
+pub(crate) fn iters(work_us: f64, per_us: f64) -> u64 {
     (work_us * per_us).round() as u64
 }
 

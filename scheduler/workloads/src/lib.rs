@@ -23,6 +23,7 @@
 mod events;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod plain;
 mod rng;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use thiserror::Error;
 pub use events::{
     spin, NockTouch, Touch, INJECTED_FAILURE, ITERS_PER_US, KERNEL, NOCK_ITERS_PER_US,
 };
+pub use plain::{plain_kv, PlainRun};
 pub use rng::Rng;
 
 /// The names of the built-in workloads.
@@ -117,6 +119,9 @@ pub enum DecodeError {
 /// Most keys the `kv` workload builds (about 7 s and 0.9 GB per 4 million
 /// on the development machine).
 pub const MAX_KEYS: u64 = 4_000_000;
+
+/// Work per `kv` event by default, in microseconds.
+pub const KV_WORK_US: f64 = 4.0;
 
 /// Most keys one `kv` event touches.
 pub const MAX_PER_EVENT: u64 = 1024;
@@ -450,7 +455,7 @@ fn kv(params: Params) -> Result<Workload<MapState>, WorkloadError> {
             params.per_event
         )));
     }
-    let work_us = params.work_us.unwrap_or(4.0);
+    let work_us = params.work_us.unwrap_or(KV_WORK_US);
     let (seed, faults, keys, per, hot) = (
         params.seed,
         params.faults,
@@ -483,9 +488,9 @@ fn kv(params: Params) -> Result<Workload<MapState>, WorkloadError> {
 /// a hot pick after key 0 is taken goes to a uniform key instead, and when
 /// most keys are wanted, the rest are chosen by Floyd's algorithm (exactly
 /// `per` draws).
-fn pick_keys(rng: &mut Rng, keys: u64, per: u64, hot: f64) -> Vec<u64> {
+pub(crate) fn pick_keys(rng: &mut Rng, keys: u64, per: u64, hot: f64) -> Vec<u64> {
     let mut picked: Vec<u64> = Vec::with_capacity(per as usize);
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = Seen::default();
     if per.saturating_mul(2) > keys {
         // Floyd: for j in keys-per..keys, add a uniform t <= j, or j if t
         // is taken.
@@ -508,6 +513,35 @@ fn pick_keys(rng: &mut Rng, keys: u64, per: u64, hot: f64) -> Vec<u64> {
         }
     }
     picked
+}
+
+/// The keys picked so far: a scan while few (no hashing per event), a set
+/// beyond.
+#[derive(Default)]
+struct Seen {
+    few: Vec<u64>,
+    many: std::collections::HashSet<u64>,
+}
+
+impl Seen {
+    const FEW: usize = 16;
+
+    fn contains(&self, k: &u64) -> bool {
+        self.few.contains(k) || self.many.contains(k)
+    }
+
+    /// Whether `k` was new.
+    fn insert(&mut self, k: u64) -> bool {
+        if self.contains(&k) {
+            return false;
+        }
+        if self.few.len() < Self::FEW {
+            self.few.push(k);
+        } else {
+            self.many.insert(k);
+        }
+        true
+    }
 }
 
 #[cfg(test)]
