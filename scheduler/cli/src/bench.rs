@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use spectree::Backend;
+use spectree::{Backend, Metrics};
 use spectree_workloads::{AnyWorkload, Params, Workload, NAMES};
 
 use crate::run::capacity;
@@ -66,6 +66,14 @@ pub struct Case {
     pub reexecution_rate: f64,
     /// Final state equal to the serial run's, in every run.
     pub identical: bool,
+    /// Commit-role time not spent in user code per speculated event
+    /// (median run; 0 for serial). Absent in reports before it existed.
+    #[serde(default)]
+    pub commit_overhead_ns_per_event: f64,
+    /// The speedup Amdahl's law allows at 16 threads with that serial
+    /// section and the serial median time per event.
+    #[serde(default)]
+    pub amdahl_bound_16: f64,
 }
 
 /// A benchmark report.
@@ -182,17 +190,20 @@ fn bench_workload<S: Backend>(
     let n = processors.len();
     let mut times = vec![Vec::new(); n + 1];
     let mut reexec = vec![Vec::new(); n + 1];
+    let mut overhead = vec![Vec::new(); n + 1];
     let mut identical = vec![true; n + 1];
     for _ in 0..repetitions {
         let t = Instant::now();
         let expected = serial.stream(w.state.clone(), w.events(), |_| {});
         times[0].push(t.elapsed().as_secs_f64());
         reexec[0].push(0.0);
+        overhead[0].push(0.0);
         for (i, p) in processors.iter().enumerate() {
             let t = Instant::now();
             let (state, m) = p.stream(w.state.clone(), w.events(), |_| {});
             times[i + 1].push(t.elapsed().as_secs_f64());
             reexec[i + 1].push(m.reexecutions as f64 / m.events.max(1) as f64);
+            overhead[i + 1].push(m.commit_overhead_ns_per_event());
             identical[i + 1] &= state == expected;
         }
     }
@@ -215,6 +226,12 @@ fn bench_workload<S: Backend>(
                 speedup: serial_median / med.max(1e-12),
                 reexecution_rate: median(&reexec[i]),
                 identical: identical[i],
+                commit_overhead_ns_per_event: median(&overhead[i]),
+                amdahl_bound_16: Metrics::amdahl_bound(
+                    serial_median * 1e9 / events.max(1) as f64,
+                    median(&overhead[i]),
+                    16,
+                ),
             }
         })
         .collect())

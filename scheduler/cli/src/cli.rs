@@ -345,13 +345,21 @@ fn bench_command(quick: bool, path: &std::path::Path, out: &mut dyn Write) -> Re
     for c in &report.cases {
         writeln!(
             out,
-            "  {:<12} {:<11} {:>2} threads  {:>12.0} events/s  speedup {:>5.2}  re-exec {:>5.1}%{}",
+            "  {:<12} {:<11} {:>2} threads  {:>12.0} events/s  speedup {:>5.2}  re-exec {:>5.1}%{}{}",
             c.workload,
             c.engine,
             c.threads,
             c.events_per_sec,
             c.speedup,
             100.0 * c.reexecution_rate,
+            if c.engine == "speculative" && c.commit_overhead_ns_per_event > 0.0 {
+                format!(
+                    "  serial part {:.0} ns/event (Amdahl at 16: {:.1}x)",
+                    c.commit_overhead_ns_per_event, c.amdahl_bound_16
+                )
+            } else {
+                String::new()
+            },
             if c.identical { "" } else { "  RESULTS DIFFER" }
         )
         .map_err(io)?;

@@ -292,6 +292,8 @@ mod tests {
                 speedup: serial / s[1],
                 reexecution_rate: 0.0,
                 identical: true,
+                commit_overhead_ns_per_event: 0.0,
+                amdahl_bound_16: 16.0,
             }
         };
         let mut cases = vec![case("serial", 1, [serial * 0.99, serial, serial * 1.01])];

@@ -277,6 +277,8 @@ fn compare_prints_a_table_and_fails_on_regressions() {
             speedup: 1.0 / runs[1],
             reexecution_rate: 0.0,
             identical: true,
+            commit_overhead_ns_per_event: 0.0,
+            amdahl_bound_16: 16.0,
         };
         Report {
             header: Header {

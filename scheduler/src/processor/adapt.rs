@@ -15,7 +15,9 @@
 //!   doubles (up to 64) each time a probe loses, and resets when one wins;
 //! - while speculating, measure direct execution again after 2, 4, … up
 //!   to 32 epochs, so a change in the workload is noticed; a run starts
-//!   with two direct epochs (a warm-up and a baseline).
+//!   with two direct epochs (a warm-up and a baseline);
+//! - the first epoch after speculation resumes is not judged (it pays for
+//!   waking the workers and filling the window).
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,8 @@ pub(crate) struct Controller {
     /// Speculative epochs between checks of direct execution: 2, doubling
     /// to 32 while speculation keeps winning.
     check_every: u32,
+    /// The current epoch is the first since speculation resumed.
+    warming: bool,
     pub changes: u64,
 }
 
@@ -76,6 +80,7 @@ impl Controller {
             direct_epochs: 0,
             epochs: 0,
             checking: false,
+            warming: false,
             changes: 0,
         }
     }
@@ -106,6 +111,12 @@ impl Controller {
         self.wasted = 0;
         self.epochs += 1;
         let old = self.width;
+        if self.warming {
+            // The first epoch after a switch to speculation pays for
+            // waking the workers and filling the window: not judged.
+            self.warming = false;
+            return None;
+        }
         if self.width == 1 {
             self.direct_epochs += 1;
             self.direct_ns = Some(match self.direct_ns {
@@ -158,6 +169,7 @@ impl Controller {
         if width != self.width {
             self.changes += 1;
             self.epochs = 0;
+            self.warming = self.width == 1;
         }
         self.width = width;
     }
@@ -185,9 +197,11 @@ mod tests {
         assert_eq!(epoch(&mut c, 1, 0), 4);
         assert_eq!(epoch(&mut c, 1, 0), 2);
         assert_eq!(epoch(&mut c, 1, 0), 1);
-        // Direct for two epochs, then a probe at the last width.
+        // Direct for two epochs, then a probe at the last width; its first
+        // epoch is a warm-up, not judged.
         assert_eq!(epoch(&mut c, 0, 0), 1);
         assert_eq!(epoch(&mut c, 0, 0), 2);
+        assert_eq!(epoch(&mut c, 1, 0), 2, "warm-up");
         assert_eq!(epoch(&mut c, 1, 0), 1);
         // Now it waits four epochs before probing again.
         for _ in 0..3 {
@@ -204,6 +218,7 @@ mod tests {
         assert_eq!(epoch(&mut c, 0, 0), 16, "after the baseline, speculate");
         c.width = 2;
         c.direct_ns = None;
+        assert_eq!(epoch(&mut c, 0, 0), 2, "the first epoch is not judged");
         assert_eq!(epoch(&mut c, 0, 0), 4);
         assert_eq!(epoch(&mut c, 0, 0), 8);
         let mut one = Controller::new(16, 1, true);
