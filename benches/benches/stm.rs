@@ -1,11 +1,12 @@
 //! Access-tracking microbenchmarks: tracked against untracked Nock on the
-//! decrement loop, and write extraction and graft on a 10^6-leaf state.
+//! decrement loop, and write extraction and graft on a 10^6-leaf state;
+//! `MapState` lookups and updates at 100,000 keys beside a std `HashMap`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use spectree_benches::{balanced_tree, DECREMENT};
 use spectree_noun::nock::{nock, Limits};
 use spectree_noun::{Axis, Noun};
-use spectree_stm::{execute_nock, graft, NounState, Options, RegionMap};
+use spectree_stm::{execute_nock, graft, MapKey, MapState, NounState, Options, RegionMap, State};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -92,5 +93,58 @@ fn diff_and_graft(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, tracking_overhead, diff_and_graft);
+/// `MapState` at 100,000 keys: a lookup, an update in place (the only
+/// owner: the serial processor and direct execution), and a persistent
+/// update (a new version beside the old, as a commit under speculation
+/// makes), each on a random key; a std `HashMap` update for scale.
+fn map_state(c: &mut Criterion) {
+    const KEYS: u64 = 100_000;
+    let mut map: MapState = (0..KEYS)
+        .map(|k| (MapKey(Noun::atom(k)), Noun::atom(k)))
+        .collect();
+    let keys: Vec<MapKey> = (0..4096u64)
+        .map(|i| MapKey(Noun::atom(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % KEYS)))
+        .collect();
+    let mut i = 0usize;
+    let mut next = move || {
+        i = (i + 1) % 4096;
+        i
+    };
+    let mut g = c.benchmark_group("map_state_100k");
+    g.bench_function("get", |b| b.iter(|| map.get(&keys[next()]).unwrap()));
+    // A version with buffered writes (as snapshots under speculation are).
+    let mut buffered = map.clone();
+    for k in 0..120u64 {
+        buffered = buffered
+            .put(&MapKey(Noun::atom(k * 7)), Noun::atom(1))
+            .unwrap();
+    }
+    g.bench_function("get_with_buffered_writes", |b| {
+        b.iter(|| buffered.get(&keys[next()]).unwrap())
+    });
+    g.bench_function("put_mut_in_place", |b| {
+        b.iter(|| map.put_mut(&keys[next()], Noun::atom(7)).unwrap())
+    });
+    g.bench_function("put_persistent", |b| {
+        b.iter(|| {
+            let old = map.clone();
+            map = old.put(&keys[next()], Noun::atom(9)).unwrap();
+            old
+        })
+    });
+    let mut std_map: std::collections::HashMap<u64, u64> = (0..KEYS).map(|k| (k, k)).collect();
+    let std_keys: Vec<u64> = (0..4096u64)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % KEYS)
+        .collect();
+    let mut j = 0usize;
+    g.bench_function("std_hashmap_insert", |b| {
+        b.iter(|| {
+            j = (j + 1) % 4096;
+            std_map.insert(std_keys[j], 7)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, tracking_overhead, diff_and_graft, map_state);
 criterion_main!(benches);

@@ -25,11 +25,17 @@ use crate::key::MapKey;
 use crate::state::{State, StateError};
 use crate::trie::HashTrie;
 
-/// Recent writes folded into the trie at once.
-pub(crate) const FOLD: u32 = 32;
+/// Recent writes folded into the trie at once. A fold copies the root and
+/// one node per level per distinct path, each copy touching the reference
+/// counts of its children, so larger folds share more of that; lookups walk
+/// the buffer when its filter says a key may be there. At 100,000 keys
+/// (`cargo bench --bench stm -- map_state_100k`): 32 gave 1.40 µs per
+/// persistent update and 29 ns per lookup with writes buffered, 128 gives
+/// 0.87 µs and 55 ns, 256 gave 0.74 µs and 177 ns.
+pub(crate) const FOLD: u32 = 128;
 
-/// Words of a recent list's filter (a 512-bit Bloom filter of its keys).
-const FILTER_WORDS: usize = 8;
+/// Words of a recent list's filter (a 1024-bit Bloom filter of its keys).
+const FILTER_WORDS: usize = 16;
 
 /// One recent write, and the writes before it.
 struct Recent {

@@ -17,7 +17,9 @@
 //!   to 32 epochs, so a change in the workload is noticed; a run starts
 //!   with two direct epochs (a warm-up and a baseline);
 //! - the first epoch after speculation resumes is not judged (it pays for
-//!   waking the workers and filling the window).
+//!   waking the workers and filling the window); it ends after
+//!   [`EPOCH_COMMITS`] commits however short, so that a probe that loses
+//!   costs little.
 
 use std::time::{Duration, Instant};
 
@@ -101,7 +103,7 @@ impl Controller {
             return None;
         }
         let elapsed = self.start.elapsed();
-        if elapsed < EPOCH_TIME {
+        if elapsed < EPOCH_TIME && !self.warming {
             return None;
         }
         let ns = elapsed.as_nanos() as f64 / self.commits as f64;

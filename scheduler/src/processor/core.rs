@@ -621,6 +621,7 @@ impl<S: Backend> Core<S> {
             }
             let slot = self.slot(k);
             let w = slot.word.load(Ordering::Acquire);
+            let mut wasted = 0;
             let finished = if w == word(k, DONE) {
                 let result = lock(&slot.data).result.take();
                 Some(result.expect("a done slot has a result"))
@@ -638,6 +639,7 @@ impl<S: Backend> Core<S> {
                 // Doomed: the role runs it itself instead of waiting (the
                 // doomed run is wasted work, counted as taken).
                 head.taken += 1;
+                wasted = 1;
                 None
             } else {
                 if w == word(k, RUNNING) {
@@ -646,7 +648,7 @@ impl<S: Backend> Core<S> {
                 break;
             };
             let executed = finished.is_none();
-            self.commit(head, k, finished);
+            self.commit(head, k, finished, wasted);
             any = true;
             if executed {
                 // One execution per hold: the holder goes back to its other
@@ -743,10 +745,11 @@ impl<S: Backend> Core<S> {
     }
 
     /// Commit event `k`: its speculative result if it still holds, else a
-    /// fresh execution against the committed state, here.
-    fn commit(&self, head: &mut Head<S>, k: usize, finished: Option<Finished<S>>) {
+    /// fresh execution against the committed state, here. `wasted`:
+    /// executions of `k` already discarded (a doomed run the role took).
+    fn commit(&self, head: &mut Head<S>, k: usize, finished: Option<Finished<S>>, wasted: u64) {
         let slot = self.slot(k);
-        let mut wasted = 0;
+        let mut wasted = wasted;
         let valid = match finished {
             Some(f) => {
                 if self.holds(head, &f.exec.access, f.snapshot, k)
