@@ -1,5 +1,5 @@
 //! Access-tracking microbenchmarks: tracked against untracked Nock on the
-//! decrement loop, and write extraction and graft on a 10^6-leaf state;
+//! decrement loop (its length from the event, and from the state), and write extraction and graft on a 10^6-leaf state;
 //! `MapState` lookups and updates at 100,000 keys beside a std `HashMap`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -35,6 +35,27 @@ fn tracking_overhead(c: &mut Criterion) {
                 &kernel,
                 &event,
                 &state,
+                &regions,
+                &Options::tracked(Limits::default()),
+            )
+        })
+    });
+    // The loop's length read from the state: every pass inspects a value
+    // whose provenance is the state.
+    let from_state: Noun = format!("[[1 0] 7 [0 3] {DECREMENT}]").parse().unwrap();
+    let n = NounState(Noun::atom(100_000));
+    g.bench_function("decrement_1e5_state_value_untracked", |b| {
+        b.iter(|| {
+            let subject = Noun::cell(Noun::atom(0), n.0.clone());
+            nock(subject, &from_state, &Limits::default()).unwrap()
+        })
+    });
+    g.bench_function("decrement_1e5_state_value_tracked", |b| {
+        b.iter(|| {
+            execute_nock(
+                &from_state,
+                &Noun::atom(0),
+                &n,
                 &regions,
                 &Options::tracked(Limits::default()),
             )

@@ -920,9 +920,11 @@ mod tests {
                 x.iter().rev().copied().collect::<Vec<_>>());
             proptest::prop_assert_eq!(ax_.cmp(&ay), nx.cmp(&ny));
             proptest::prop_assert_eq!(ax_ == ay, nx == ny);
+            // One hasher for both: two `RandomState`s have different keys.
+            let hasher = std::collections::hash_map::RandomState::new();
             let hash = |a: &Axis| {
                 use std::hash::BuildHasher;
-                std::collections::hash_map::RandomState::new().hash_one(a)
+                hasher.hash_one(a)
             };
             if ax_ == ay {
                 proptest::prop_assert_eq!(hash(&ax_), hash(&ay));

@@ -171,6 +171,13 @@ pub struct Tracker<'r> {
     read_pairs: Seen,
     /// Axes already read.
     read_axes: HashSet<Axis>,
+    /// The last axis [`read_all`](Self::read_all) was asked for (in
+    /// `read_axes`).
+    last_read: Option<Axis>,
+    /// Recently built pairs: (head, tail, the pair's tag).
+    pairs: Vec<(Prov, Prov, Prov)>,
+    /// Where the next built pair goes in `pairs` (round robin).
+    pairs_next: usize,
 }
 
 impl<'r> Tracker<'r> {
@@ -181,6 +188,9 @@ impl<'r> Tracker<'r> {
             access: AccessSet::new(regions),
             read_pairs: Seen::default(),
             read_axes: HashSet::new(),
+            last_read: None,
+            pairs: Vec::new(),
+            pairs_next: 0,
         }
     }
 
@@ -198,6 +208,20 @@ impl<'r> Tracker<'r> {
     /// pair node and each axis is handled once per run, however often it is
     /// inspected, so the cost is bounded by the size of what was built.
     pub fn read_all(&mut self, tag: &Prov) {
+        if let Prov::Orig(a) = tag {
+            // The common case, a loop inspecting the same state value on
+            // every pass: one comparison with the last axis read, else one
+            // set lookup; nothing allocated.
+            if self.last_read.as_ref() == Some(a) {
+                return;
+            }
+            if !self.read_axes.contains(a) {
+                self.read_axes.insert(a.clone());
+                self.access.read(a.clone(), self.regions);
+            }
+            self.last_read = Some(a.clone());
+            return;
+        }
         let (access, regions, axes) = (&mut self.access, self.regions, &mut self.read_axes);
         tag.visit(&mut self.read_pairs, &mut |a| {
             if axes.insert(a.clone()) {
@@ -265,11 +289,83 @@ fn axis_of(atom: &Atom) -> Option<Axis> {
     Axis::from_atom(atom).ok()
 }
 
+/// [`Tracker::walk`] for an axis that fits in a word: the same answer,
+/// following the axis's bits through borrowed pair nodes (no axis values
+/// built per step, no reference counts touched on the way down).
+fn walk_small(of: &Prov, axis: u64) -> (Prov, Option<Axis>) {
+    debug_assert!(axis != 0);
+    let steps = 63 - axis.leading_zeros();
+    let mut cur = of;
+    for left in (0..steps).rev() {
+        match cur {
+            Prov::Fresh => return (Prov::Fresh, None),
+            Prov::Orig(a) => {
+                // The rest of the path: the low `left + 1` bits under a
+                // leading one.
+                let below = left + 1;
+                let rest = (1u64 << below) | (axis & ((1u64 << below) - 1));
+                let rest = Axis::new(rest).expect("nonzero");
+                let target = a.compose(&rest);
+                return (Prov::Orig(target.clone()), Some(target));
+            }
+            Prov::Pair(p) => cur = if (axis >> left) & 1 == 1 { &p.1 } else { &p.0 },
+        }
+    }
+    (cur.clone(), None)
+}
+
+/// Whether two tags are the same value, cheaply: equal axes, or the same
+/// pair node (equal nodes that are not the same one compare unequal here;
+/// that only costs a cache miss).
+fn same(a: &Prov, b: &Prov) -> bool {
+    match (a, b) {
+        (Prov::Fresh, Prov::Fresh) => true,
+        (Prov::Orig(x), Prov::Orig(y)) => x == y,
+        (Prov::Pair(x), Prov::Pair(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
+/// Pairs remembered by [`Tracker::cons_slow`].
+const PAIR_CACHE: usize = 4;
+
 impl Tracker<'_> {
+    /// The tag of a cell built from tags not both fresh. A loop rebuilds
+    /// the same few pairs on every pass (the subject `[battery [counter
+    /// value]]` with `value` from the state): the last few are remembered,
+    /// so a pass shares a node instead of allocating one.
+    #[inline(never)]
+    fn cons_slow(&mut self, head: Prov, tail: Prov) -> Prov {
+        if let Some((_, _, built)) = self
+            .pairs
+            .iter()
+            .find(|(h, t, _)| same(h, &head) && same(t, &tail))
+        {
+            return built.clone();
+        }
+        let built = Prov::pair(head.clone(), tail.clone());
+        if let Prov::Pair(_) = built {
+            let at = self.pairs_next % PAIR_CACHE;
+            self.pairs_next = self.pairs_next.wrapping_add(1);
+            let entry = (head, tail, built.clone());
+            if at < self.pairs.len() {
+                self.pairs[at] = entry;
+            } else {
+                self.pairs.push(entry);
+            }
+        }
+        built
+    }
+
     #[inline(never)]
     fn slot_slow(&mut self, of: &Prov, axis: &Atom) -> Prov {
-        let axis = axis_of(axis).expect("a successful lookup has a nonzero axis");
-        let (found, entered) = Self::walk(of, &axis);
+        let (found, entered) = match axis.as_u64() {
+            Some(small) if small != 0 => walk_small(of, small),
+            _ => {
+                let axis = axis_of(axis).expect("a successful lookup has a nonzero axis");
+                Self::walk(of, &axis)
+            }
+        };
         if let Some(target) = entered {
             self.access.shape(target, self.regions);
         }
@@ -303,7 +399,14 @@ impl Hook for Tracker<'_> {
 
     #[inline(always)]
     fn cons(&mut self, head: Prov, tail: Prov) -> Prov {
-        Prov::pair(head, tail)
+        if let (Prov::Fresh, Prov::Fresh) = (&head, &tail) {
+            // Fresh tags own nothing: skipping their drop glue is exact,
+            // and it keeps this path (every cons of state-free code) as
+            // cheap as it was before the pair cache.
+            std::mem::forget((head, tail));
+            return Prov::Fresh;
+        }
+        self.cons_slow(head, tail)
     }
 
     #[inline(always)]
@@ -365,6 +468,33 @@ mod tests {
         let r = nock_with(subject, tag, &n(formula), &Limits::fuel(10_000), &mut t).unwrap();
         t.access.normalize();
         (t.access.reads().to_vec(), t.access.shapes().to_vec(), r.tag)
+    }
+
+    /// The word-sized walk agrees with the general one on every axis up
+    /// to depth 9 of tags mixing fresh, original and built parts.
+    #[test]
+    fn small_walk_agrees_with_the_general_walk() {
+        let orig = |a: u64| Prov::Orig(ax(a));
+        let tags = [
+            Prov::Fresh,
+            orig(1),
+            orig(13),
+            Prov::pair(Prov::Fresh, orig(1)),
+            Prov::pair(orig(6), Prov::pair(Prov::Fresh, orig(7))),
+            Prov::pair(
+                Prov::pair(orig(2), Prov::Fresh),
+                Prov::pair(Prov::pair(Prov::Fresh, orig(5)), orig(3)),
+            ),
+        ];
+        for tag in &tags {
+            for axis in 1u64..1024 {
+                assert_eq!(
+                    walk_small(tag, axis),
+                    Tracker::walk(tag, &ax(axis)),
+                    "tag {tag:?}, axis {axis}"
+                );
+            }
+        }
     }
 
     #[test]
