@@ -281,10 +281,18 @@ impl From<BigUint> for Atom {
     }
 }
 
+/// Widest atom [`Atom`]'s `Display` writes in decimal (about 315,000
+/// digits, a few hundredths of a second); wider ones are written as `0x`
+/// hex, which takes linear time (decimal printing is quadratic: 10^7 digits
+/// would take seconds) and parses back to the same atom.
+pub const DECIMAL_PRINT_BITS: u64 = 1 << 20;
+
 impl fmt::Display for Atom {
+    /// Decimal, or `0x` hex for atoms wider than [`DECIMAL_PRINT_BITS`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Repr::Small(v) => write!(f, "{v}"),
+            Repr::Big(b) if b.value.bits() > DECIMAL_PRINT_BITS => write!(f, "0x{:x}", b.value),
             Repr::Big(b) => write!(f, "{}", b.value),
         }
     }

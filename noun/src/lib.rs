@@ -41,7 +41,7 @@ pub mod nock;
 mod noun;
 mod text;
 
-pub use atom::Atom;
+pub use atom::{Atom, DECIMAL_PRINT_BITS};
 pub use axis::{edit, edit_mut, slot, slot_u64, Axis, AxisError, Steps};
 pub use jam::{cue, cue_bytes, jam, jam_bytes, CueError};
 pub use mug::murmur3_32;
