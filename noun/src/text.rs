@@ -355,8 +355,8 @@ impl fmt::Display for Noun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DECIMAL_PRINT_BITS;
     use crate::noun::tests::{deep_left, deep_list};
+    use crate::DECIMAL_PRINT_BITS;
 
     fn p(s: &str) -> Noun {
         parse(s).unwrap()

@@ -169,7 +169,7 @@ pub enum NockError {
         spent: u64,
     },
     /// The run would pass its memory budget.
-    #[error("out of memory: the computation would hold more than its budget of {budget} bytes")]
+    #[error("out of memory: the computation would build more than its budget of {budget} bytes (cells and atoms built, counted like fuel, plus the stack)")]
     OutOfMemory {
         /// The budget, in bytes.
         budget: u64,
