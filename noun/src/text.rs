@@ -191,6 +191,16 @@ fn parse_grouped(s: &str, offset: usize, radix: u32, group: usize) -> Result<Ato
         pos += g.len() + 1;
     }
     let digits: String = groups.concat();
+    if radix == 10 && digits.len() > MAX_DECIMAL_DIGITS {
+        return err(
+            offset,
+            format!(
+                "a decimal atom of {} digits is longer than the {MAX_DECIMAL_DIGITS} digits \
+                 text can hold (write it in hex)",
+                digits.len()
+            ),
+        );
+    }
     if digits.len() <= 15 {
         return Ok(Atom::new(
             u64::from_str_radix(&digits, radix).expect("validated digits"),
@@ -207,6 +217,10 @@ fn parse_grouped(s: &str, offset: usize, radix: u32, group: usize) -> Result<Ato
 /// Validated decimal digits longer than this are converted by halves.
 const DECIMAL_LEAF: usize = 1024;
 
+/// Longest decimal atom text parses (about 14 Gbit): the conversion's
+/// powers of ten take a 32-bit exponent.
+const MAX_DECIMAL_DIGITS: usize = u32::MAX as usize;
+
 /// The number written by `digits` (validated decimal), in time
 /// O(M(n) log n) for multiplication time M: the two halves are converted
 /// separately and joined by one multiplication with a power of ten, which
@@ -219,7 +233,8 @@ fn decimal(digits: &[u8]) -> BigUint {
     }
     let low = digits.len() / 2;
     let (hi, lo) = digits.split_at(digits.len() - low);
-    let shift = BigUint::from(10u32).pow(u32::try_from(low).expect("a text fits in memory"));
+    // `parse_grouped` refuses more than `MAX_DECIMAL_DIGITS` digits.
+    let shift = BigUint::from(10u32).pow(u32::try_from(low).expect("at most u32::MAX digits"));
     decimal(hi) * shift + decimal(lo)
 }
 
@@ -324,7 +339,8 @@ pub fn to_text_within(noun: &Noun, limit: usize) -> Option<String> {
 }
 
 impl fmt::Display for Noun {
-    /// Canonical text: cells flattened to the right, atoms in plain decimal.
+    /// Canonical text: cells flattened to the right, atoms in plain decimal
+    /// (in `0x` hex past [`DECIMAL_PRINT_BITS`](crate::DECIMAL_PRINT_BITS)).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         enum Task<'a> {
             Noun(&'a Noun),

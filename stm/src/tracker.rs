@@ -19,6 +19,13 @@
 //! Navigating, copying, consing and editing read nothing else, so taking the
 //! whole subject with `[0 1]`, editing a sample into it and calling an arm
 //! reads the arm, not the state.
+//!
+//! The tracker remembers the last few pairs it built and hands out the same
+//! node when a cons has the same sides again (a loop rebuilding its subject).
+//! Tags are values, so this changes nothing a tag says; but write extraction
+//! treats a pair node met twice in the new state as a whole-subtree write
+//! (`exec.rs`), so a new state holding the same built cell twice is
+//! recorded more coarsely: more conflicts, never fewer.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};

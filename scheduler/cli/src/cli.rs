@@ -123,7 +123,7 @@ fn nock_failure(e: &NockError, context: &str) -> Failure {
         NockError::OutOfMemory { budget } => Failure {
             code: Exit::Budget,
             message: format!(
-                "out of memory: the computation would build more than {budget} bytes of cells and atoms, counted over the whole run like fuel (raise --memory)"
+                "out of memory: the computation would build more than {budget} bytes of cells and atoms, counted over the whole run like fuel, plus its stack (raise --memory)"
             ),
         },
         _ => Failure {

@@ -19,7 +19,7 @@
 //! - the first epoch after speculation resumes is not judged (it pays for
 //!   waking the workers and filling the window); it ends after
 //!   [`EPOCH_COMMITS`] commits however short, so that a probe that loses
-//!   costs little.
+//!   costs little, and does not count towards the epochs above.
 
 use std::time::{Duration, Instant};
 
@@ -111,14 +111,15 @@ impl Controller {
         self.start = Instant::now();
         self.commits = 0;
         self.wasted = 0;
-        self.epochs += 1;
         let old = self.width;
         if self.warming {
             // The first epoch after a switch to speculation pays for
-            // waking the workers and filling the window: not judged.
+            // waking the workers and filling the window: not judged, and
+            // not counted towards the next check of direct execution.
             self.warming = false;
             return None;
         }
+        self.epochs += 1;
         if self.width == 1 {
             self.direct_epochs += 1;
             self.direct_ns = Some(match self.direct_ns {
@@ -210,6 +211,30 @@ mod tests {
             assert_eq!(epoch(&mut c, 0, 0), 1);
         }
         assert_eq!(epoch(&mut c, 0, 0), 2);
+    }
+
+    /// The warm-up after a probe starts ends after [`EPOCH_COMMITS`]
+    /// commits even when they take far less than [`EPOCH_TIME`], and the
+    /// judged epoch after it still needs the full time.
+    #[test]
+    fn the_warm_up_ends_after_its_commits_however_short() {
+        let mut c = Controller::new(8, 2, true);
+        c.direct_ns = None;
+        c.probe_wait = 1;
+        assert_eq!(epoch(&mut c, 0, 0), 8, "a direct epoch, then the probe");
+        assert!(c.warming);
+        // No sleep: 64 commits in microseconds.
+        c.start = Instant::now();
+        for _ in 0..EPOCH_COMMITS {
+            c.on_commit(0);
+        }
+        assert!(!c.warming, "the warm-up ended on its commits alone");
+        assert_eq!(c.epochs, 0, "and did not count as an epoch");
+        for _ in 0..EPOCH_COMMITS {
+            c.on_commit(1);
+        }
+        assert_eq!(c.width(), 8, "a judged epoch still needs EPOCH_TIME");
+        assert_eq!(epoch(&mut c, 1, 0), 4, "then the waste halves the width");
     }
 
     #[test]

@@ -440,8 +440,9 @@ fn run_direct<S: Backend>(
     }
     // Shared counters once per batch, not per event (an atomic
     // read-modify-write per event was a tenth of a small event's cost).
-    // Nothing reads them meanwhile: no slot is in use, and the role is
-    // held. No slot holds these events: the window stays empty.
+    // Workers may read them meanwhile; while stale, `admitted` still
+    // equals `committed`, so the window looks empty, as it is: no slot
+    // holds these events, and the role is held.
     let executed = head.committed - first;
     if executed > 0 {
         core.executions
