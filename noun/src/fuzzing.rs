@@ -3,8 +3,8 @@
 //! property and panics (saying what differed) when it fails. The committed
 //! corpus replays through them on stable Rust (`tests/fuzz_corpus.rs`).
 
-use crate::nock::{nock, Limits};
-use crate::{cue_bytes, jam_bytes, Noun};
+use crate::nock::{run_with_depth, Hook, Limits, NockError, Traced, MAX_DEPTH};
+use crate::{cue_bytes, jam_bytes, Atom, Noun};
 
 /// `cue`: arbitrary bytes never panic; what decodes re-encodes to bytes
 /// that decode to the same noun.
@@ -17,7 +17,9 @@ pub fn cue(data: &[u8]) {
 
 /// `nock`: an arbitrary subject and formula (jammed, split by the first
 /// byte) with 10,000 fuel and a 16 MiB memory budget never panic, overflow
-/// the stack or hang.
+/// the stack or hang; and the fast path and the explicit-stack machine
+/// alone agree on the product or error, the steps spent and every
+/// observation of a recording hook.
 pub fn nock_run(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
@@ -27,11 +29,69 @@ pub fn nock_run(data: &[u8]) {
     let Ok(formula) = cue_bytes(b) else {
         return;
     };
-    let _ = nock(
-        subject,
+    let limits = Limits::fuel(10_000).with_memory(16 << 20);
+    let (mut fast_log, mut machine_log) = (Recorder::default(), Recorder::default());
+    let fast = run_with_depth(
+        subject.clone(),
+        5,
         &formula,
-        &Limits::fuel(10_000).with_memory(16 << 20),
+        &limits,
+        &mut fast_log,
+        MAX_DEPTH,
     );
+    let machine = run_with_depth(subject, 5, &formula, &limits, &mut machine_log, 0);
+    let summary = |r: &Result<Traced<u64>, NockError>| match r {
+        Ok(t) => Ok((t.product.clone(), t.tag, t.steps)),
+        Err(e) => Err(e.clone()),
+    };
+    assert_eq!(
+        summary(&fast),
+        summary(&machine),
+        "the fast path and the machine differ"
+    );
+    assert_eq!(fast_log.0, machine_log.0, "the hook saw different things");
+}
+
+/// A hook whose tags hash how each value was derived and which logs every
+/// inspection and failed lookup, so that two runs agree on all hook calls
+/// exactly when their logs and product tags are equal.
+#[derive(Default)]
+struct Recorder(Vec<(u8, u64)>);
+
+fn mix(parts: &[u64]) -> u64 {
+    parts.iter().fold(0xcbf2_9ce4_8422_2325, |acc, p| {
+        (acc ^ p).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn axis_key(a: &Atom) -> u64 {
+    a.as_u64()
+        .unwrap_or_else(|| u64::from(Noun::Atom(a.clone()).mug()))
+}
+
+impl Hook for Recorder {
+    type Tag = u64;
+    fn constant(&mut self) -> u64 {
+        7
+    }
+    fn slot(&mut self, of: &u64, axis: &Atom) -> u64 {
+        mix(&[1, *of, axis_key(axis)])
+    }
+    fn cons(&mut self, head: u64, tail: u64) -> u64 {
+        mix(&[2, head, tail])
+    }
+    fn edit(&mut self, target: u64, axis: &Atom, value: u64) -> u64 {
+        mix(&[3, target, axis_key(axis), value])
+    }
+    fn failed(&mut self, of: &u64, axis: &Atom) {
+        self.0.push((0, mix(&[*of, axis_key(axis)])));
+    }
+    fn inspect(&mut self, noun: &Noun, tag: &u64) {
+        self.0.push((1, mix(&[*tag, u64::from(noun.mug())])));
+    }
+    fn inspect_cell(&mut self, noun: &Noun, tag: &u64) {
+        self.0.push((2, mix(&[*tag, u64::from(noun.is_cell())])));
+    }
 }
 
 /// The committed inputs of fuzz target `target` under the fuzz directory

@@ -57,7 +57,7 @@ fn axis_charge(axis: &Atom) -> u64 {
 }
 
 /// Deepest native recursion of the fast path.
-pub(super) const MAX_DEPTH: u32 = 64;
+pub(crate) const MAX_DEPTH: u32 = 64;
 
 enum Frame<'a, T> {
     /// The current subject was pushed for the evaluation that returns here.
@@ -592,6 +592,30 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                     (Some(1), quoted) => {
                         self.burn()?;
                         return Ok((quoted.clone(), self.hook.constant()));
+                    }
+                    (Some(4), Noun::Cell(operand)) => {
+                        // `[4 0 b]`, the loop counter's increment: the same
+                        // steps, checks and hook calls as the fast path's
+                        // (fuel for the 4, a pending evaluation for its
+                        // operand, fuel for the 0, the lookup, the
+                        // increment), without a recursive call.
+                        if let (Noun::Atom(zero), Noun::Atom(axis)) =
+                            (operand.head(), operand.tail())
+                        {
+                            if zero.as_u64() == Some(0) {
+                                self.burn()?;
+                                self.live += 1;
+                                let found = if self.live * FRAME_BYTES
+                                    > self.limits.memory - self.allocated
+                                {
+                                    Err(self.out_of_memory())
+                                } else {
+                                    self.burn().and_then(|()| self.slot(subject, tag, axis))
+                                };
+                                self.live -= 1;
+                                return self.increment(found?);
+                            }
+                        }
                     }
                     _ => {}
                 }

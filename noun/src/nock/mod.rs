@@ -30,6 +30,7 @@
 
 mod hook;
 mod machine;
+pub(crate) use machine::MAX_DEPTH;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -298,7 +299,7 @@ pub fn nock_with<H: Hook>(
 /// [`nock_with`] with the fast path's native recursion limited to
 /// `max_depth` (0: the explicit-stack machine alone, which the differential
 /// tests compare against).
-fn run_with_depth<H: Hook>(
+pub(crate) fn run_with_depth<H: Hook>(
     subject: Noun,
     tag: H::Tag,
     formula: &Noun,
