@@ -30,16 +30,28 @@ pub fn nock_run(data: &[u8]) {
         return;
     };
     let limits = Limits::fuel(10_000).with_memory(16 << 20);
-    let (mut fast_log, mut machine_log) = (Recorder::default(), Recorder::default());
+    assert_evaluators_agree(&subject, &formula, &limits, "");
+}
+
+/// Run `formula` on `subject` under `limits` on the fast path and on the
+/// explicit-stack machine alone; panic (naming `context`) unless both give
+/// the same product or error, steps, product tag and hook log.
+pub(crate) fn assert_evaluators_agree(
+    subject: &Noun,
+    formula: &Noun,
+    limits: &Limits,
+    context: &str,
+) {
+    let (mut fast_log, mut machine_log) = (HashRecorder::default(), HashRecorder::default());
     let fast = run_with_depth(
         subject.clone(),
         5,
-        &formula,
-        &limits,
+        formula,
+        limits,
         &mut fast_log,
         MAX_DEPTH,
     );
-    let machine = run_with_depth(subject, 5, &formula, &limits, &mut machine_log, 0);
+    let machine = run_with_depth(subject.clone(), 5, formula, limits, &mut machine_log, 0);
     let summary = |r: &Result<Traced<u64>, NockError>| match r {
         Ok(t) => Ok((t.product.clone(), t.tag, t.steps)),
         Err(e) => Err(e.clone()),
@@ -47,16 +59,23 @@ pub fn nock_run(data: &[u8]) {
     assert_eq!(
         summary(&fast),
         summary(&machine),
-        "the fast path and the machine differ"
+        "the fast path and the machine differ {context}"
     );
-    assert_eq!(fast_log.0, machine_log.0, "the hook saw different things");
+    assert_eq!(
+        fast_log.log, machine_log.log,
+        "the hook saw different things {context}"
+    );
 }
 
 /// A hook whose tags hash how each value was derived and which logs every
 /// inspection and failed lookup, so that two runs agree on all hook calls
-/// exactly when their logs and product tags are equal.
+/// exactly when their logs and product tags are equal. Tags stay one word
+/// however deeply a computation nests them.
 #[derive(Default)]
-struct Recorder(Vec<(u8, u64)>);
+pub(crate) struct HashRecorder {
+    /// (kind, hash) per inspection (1), cell test (2) or failed lookup (0).
+    pub(crate) log: Vec<(u8, u64)>,
+}
 
 fn mix(parts: &[u64]) -> u64 {
     parts.iter().fold(0xcbf2_9ce4_8422_2325, |acc, p| {
@@ -69,7 +88,7 @@ fn axis_key(a: &Atom) -> u64 {
         .unwrap_or_else(|| u64::from(Noun::Atom(a.clone()).mug()))
 }
 
-impl Hook for Recorder {
+impl Hook for HashRecorder {
     type Tag = u64;
     fn constant(&mut self) -> u64 {
         7
@@ -84,13 +103,13 @@ impl Hook for Recorder {
         mix(&[3, target, axis_key(axis), value])
     }
     fn failed(&mut self, of: &u64, axis: &Atom) {
-        self.0.push((0, mix(&[*of, axis_key(axis)])));
+        self.log.push((0, mix(&[*of, axis_key(axis)])));
     }
     fn inspect(&mut self, noun: &Noun, tag: &u64) {
-        self.0.push((1, mix(&[*tag, u64::from(noun.mug())])));
+        self.log.push((1, mix(&[*tag, u64::from(noun.mug())])));
     }
     fn inspect_cell(&mut self, noun: &Noun, tag: &u64) {
-        self.0.push((2, mix(&[*tag, u64::from(noun.is_cell())])));
+        self.log.push((2, mix(&[*tag, u64::from(noun.is_cell())])));
     }
 }
 

@@ -314,44 +314,9 @@ fn hook_sees_lookups_edits_and_inspections() {
     assert_eq!(rec.log, vec!["failed s/6"]);
 }
 
-/// Like [`Recorder`], but tags are hashes of the same structure, so they stay
-/// small however often a computation nests them.
-#[derive(Default)]
-struct HashRecorder {
-    log: Vec<(u8, u64)>,
-}
-
-fn h(parts: &[u64]) -> u64 {
-    parts.iter().fold(0xcbf2_9ce4_8422_2325, |acc, p| {
-        (acc ^ p).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn axis_key(a: &Atom) -> u64 {
-    a.as_u64().unwrap_or(u64::MAX)
-}
-
-impl Hook for HashRecorder {
-    type Tag = u64;
-    fn constant(&mut self) -> u64 {
-        7
-    }
-    fn slot(&mut self, of: &u64, axis: &Atom) -> u64 {
-        h(&[1, *of, axis_key(axis)])
-    }
-    fn cons(&mut self, head: u64, tail: u64) -> u64 {
-        h(&[2, head, tail])
-    }
-    fn edit(&mut self, target: u64, axis: &Atom, value: u64) -> u64 {
-        h(&[3, target, axis_key(axis), value])
-    }
-    fn failed(&mut self, of: &u64, axis: &Atom) {
-        self.log.push((0, h(&[*of, axis_key(axis)])));
-    }
-    fn inspect(&mut self, noun: &Noun, tag: &u64) {
-        self.log.push((1, h(&[*tag, u64::from(noun.mug())])));
-    }
-}
+/// Tags that hash how each value was derived, and a log of inspections and
+/// failed lookups (the `nock` fuzz property's recorder).
+use crate::fuzzing::{assert_evaluators_agree, HashRecorder};
 
 /// Every formula of these tests, run on the fast path and on the machine
 /// alone, must agree on the product, the error, the steps spent and every
@@ -422,23 +387,11 @@ fn fast_path_and_machine_agree() {
             .map(|&b| Limits::fuel(b).with_memory(u64::MAX))
             .chain(memories.iter().map(|&m| Limits::fuel(fuel).with_memory(m)));
         for limits in runs {
-            let budget = (limits.fuel, limits.memory);
-            let (mut r1, mut r2) = (HashRecorder::default(), HashRecorder::default());
-            let a = nock_with(s.clone(), 5, &f, &limits, &mut r1);
-            let b = run_with_depth(s.clone(), 5, &f, &limits, &mut r2, 0);
-            let summary = |r: &Result<Traced<u64>, NockError>| match r {
-                Ok(t) => Ok((t.product.clone(), t.tag, t.steps)),
-                Err(e) => Err(e.clone()),
-            };
-            assert_eq!(
-                summary(&a),
-                summary(&b),
-                "{subject} {formula} fuel, memory {budget:?}"
+            let context = format!(
+                "{subject} {formula} fuel, memory {:?}",
+                (limits.fuel, limits.memory)
             );
-            assert_eq!(
-                r1.log, r2.log,
-                "{subject} {formula} fuel, memory {budget:?}"
-            );
+            assert_evaluators_agree(&s, &f, &limits, &context);
         }
     }
 }
