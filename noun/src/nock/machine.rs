@@ -29,7 +29,10 @@
 //! call of the same formula allocate nothing, however many arms a loop
 //! calls. A loop that *builds a new formula* on every call still keeps each
 //! one until the run ends: memory proportional to such calls, bounded by
-//! fuel.
+//! fuel and by the memory budget (which charged each built formula's cells
+//! when they were built; a formula taken from the subject instead is one of
+//! its finitely many cells), at about 40 bytes of arena and table per
+//! distinct formula cell on top.
 
 use std::collections::HashMap;
 
