@@ -351,13 +351,19 @@ fn fast_path_and_machine_agree() {
         ),
         ("0".into(), "[[[4 0 1] 12 0] 1 2]".into(), 100),
         ("0".into(), "[4 [0 1] 2 3]".into(), 100),
-        // `[4 0 b]`, which the fast path runs inline: found, not found,
-        // a cell, nested in conses and in a big axis.
+        // `[4 0 b]` as a sub-formula, which the fast path runs inline:
+        // found, not found, a cell, a big increment, a big axis, and under
+        // Nock 7 and 5.
         ("[5 6]".into(), "[[4 0 2] [4 0 3] 4 0 1]".into(), 100),
-        ("[1 2]".into(), "[4 0 7]".into(), 100),
-        ("[[1 2] 3]".into(), "[4 0 2]".into(), 100),
-        ("18446744073709551615".into(), "[4 0 1]".into(), 100),
-        ("[1 2]".into(), "[4 0 18446744073709551616]".into(), 100),
+        ("[1 2]".into(), "[[4 0 7] 0 1]".into(), 100),
+        ("[[1 2] 3]".into(), "[7 [4 0 2] 0 1]".into(), 100),
+        ("18446744073709551615".into(), "[[4 0 1] 0 1]".into(), 100),
+        (
+            "[1 2]".into(),
+            "[[4 0 18446744073709551616] 0 1]".into(),
+            100,
+        ),
+        ("[5 6]".into(), "[5 [4 0 2] 4 0 3]".into(), 100),
     ];
     // A deep non-tail recursion, far past the fast path's native depth.
     let length = "[8 [1 6 [3 0 3] [4 9 2 10 [3 0 7] 0 1] [1 0]] 9 2 0 1]";
