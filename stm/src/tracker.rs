@@ -336,6 +336,23 @@ fn same(a: &Prov, b: &Prov) -> bool {
 /// Pairs remembered by [`Tracker::cons_slow`].
 const PAIR_CACHE: usize = 4;
 
+/// [`walk_small`] when the walk never enters a state subtree part way
+/// (so it records no shape): the tag found; `None` when it does enter one.
+#[inline(always)]
+fn walk_built(of: &Prov, axis: u64) -> Option<Prov> {
+    let mut cur = of;
+    let mut left = 63 - axis.leading_zeros();
+    while left > 0 {
+        left -= 1;
+        match cur {
+            Prov::Fresh => return Some(Prov::Fresh),
+            Prov::Pair(p) => cur = if (axis >> left) & 1 == 1 { &p.1 } else { &p.0 },
+            Prov::Orig(_) => return None,
+        }
+    }
+    Some(cur.clone())
+}
+
 impl Tracker<'_> {
     /// The tag of a cell built from tags not both fresh. A loop rebuilds
     /// the same few pairs on every pass (the subject `[battery [counter
@@ -367,7 +384,15 @@ impl Tracker<'_> {
     #[inline(never)]
     fn slot_slow(&mut self, of: &Prov, axis: &Atom) -> Prov {
         let (found, entered) = match axis.as_u64() {
-            Some(small) if small != 0 => walk_small(of, small),
+            Some(small) if small != 0 => {
+                // The common case, a lookup that stays in built pairs and
+                // ends on a fresh value or at a whole state subtree: no
+                // shape to record, nothing but a clone to return.
+                if let Some(found) = walk_built(of, small) {
+                    return found;
+                }
+                walk_small(of, small)
+            }
             _ => {
                 let axis = axis_of(axis).expect("a successful lookup has a nonzero axis");
                 Self::walk(of, &axis)
@@ -495,11 +520,13 @@ mod tests {
         ];
         for tag in &tags {
             for axis in 1u64..1024 {
-                assert_eq!(
-                    walk_small(tag, axis),
-                    Tracker::walk(tag, &ax(axis)),
-                    "tag {tag:?}, axis {axis}"
-                );
+                let general = Tracker::walk(tag, &ax(axis));
+                assert_eq!(walk_small(tag, axis), general, "tag {tag:?}, axis {axis}");
+                if let Some(found) = walk_built(tag, axis) {
+                    assert_eq!((found, None), general, "tag {tag:?}, axis {axis}");
+                } else {
+                    assert!(general.1.is_some(), "tag {tag:?}, axis {axis}");
+                }
             }
         }
     }
