@@ -336,23 +336,6 @@ fn same(a: &Prov, b: &Prov) -> bool {
 /// Pairs remembered by [`Tracker::cons_slow`].
 const PAIR_CACHE: usize = 4;
 
-/// [`walk_small`] when the walk never enters a state subtree part way
-/// (so it records no shape): the tag found; `None` when it does enter one.
-#[inline(always)]
-fn walk_built(of: &Prov, axis: u64) -> Option<Prov> {
-    let mut cur = of;
-    let mut left = 63 - axis.leading_zeros();
-    while left > 0 {
-        left -= 1;
-        match cur {
-            Prov::Fresh => return Some(Prov::Fresh),
-            Prov::Pair(p) => cur = if (axis >> left) & 1 == 1 { &p.1 } else { &p.0 },
-            Prov::Orig(_) => return None,
-        }
-    }
-    Some(cur.clone())
-}
-
 impl Tracker<'_> {
     /// The tag of a cell built from tags not both fresh. A loop rebuilds
     /// the same few pairs on every pass (the subject `[battery [counter
@@ -384,15 +367,7 @@ impl Tracker<'_> {
     #[inline(never)]
     fn slot_slow(&mut self, of: &Prov, axis: &Atom) -> Prov {
         let (found, entered) = match axis.as_u64() {
-            Some(small) if small != 0 => {
-                // The common case, a lookup that stays in built pairs and
-                // ends on a fresh value or at a whole state subtree: no
-                // shape to record, nothing but a clone to return.
-                if let Some(found) = walk_built(of, small) {
-                    return found;
-                }
-                walk_small(of, small)
-            }
+            Some(small) if small != 0 => walk_small(of, small),
             _ => {
                 let axis = axis_of(axis).expect("a successful lookup has a nonzero axis");
                 Self::walk(of, &axis)
@@ -520,15 +495,40 @@ mod tests {
         ];
         for tag in &tags {
             for axis in 1u64..1024 {
-                let general = Tracker::walk(tag, &ax(axis));
-                assert_eq!(walk_small(tag, axis), general, "tag {tag:?}, axis {axis}");
-                if let Some(found) = walk_built(tag, axis) {
-                    assert_eq!((found, None), general, "tag {tag:?}, axis {axis}");
-                } else {
-                    assert!(general.1.is_some(), "tag {tag:?}, axis {axis}");
-                }
+                assert_eq!(
+                    walk_small(tag, axis),
+                    Tracker::walk(tag, &ax(axis)),
+                    "tag {tag:?}, axis {axis}"
+                );
             }
         }
+    }
+
+    /// Conses through the pair cache equal `Prov::pair` of their sides,
+    /// before and after eviction, and the cache never holds more than
+    /// [`PAIR_CACHE`] pairs.
+    #[test]
+    fn the_pair_cache_is_bounded_and_exact() {
+        let regions = RegionMap::depth(2).unwrap();
+        let mut t = Tracker::new(&regions);
+        let sides: Vec<(Prov, Prov)> = (2..9u64)
+            .map(|a| (Prov::Fresh, Prov::Orig(ax(a * 2 + 1))))
+            .collect();
+        for _ in 0..3 {
+            for (h, tl) in &sides {
+                let built = t.cons(h.clone(), tl.clone());
+                assert_eq!(built, Prov::pair(h.clone(), tl.clone()));
+                assert!(t.pairs.len() <= PAIR_CACHE);
+            }
+        }
+        // A repeated cons hands out the remembered node.
+        let (h, tl) = &sides[6];
+        let (Prov::Pair(a), Prov::Pair(b)) =
+            (t.cons(h.clone(), tl.clone()), t.cons(h.clone(), tl.clone()))
+        else {
+            panic!("a fresh head and an original tail make a pair")
+        };
+        assert!(Arc::ptr_eq(&a, &b));
     }
 
     #[test]

@@ -747,9 +747,8 @@ impl<S: Backend> Core<S> {
     /// Commit event `k`: its speculative result if it still holds, else a
     /// fresh execution against the committed state, here. `wasted`:
     /// executions of `k` already discarded (a doomed run the role took).
-    fn commit(&self, head: &mut Head<S>, k: usize, finished: Option<Finished<S>>, wasted: u64) {
+    fn commit(&self, head: &mut Head<S>, k: usize, finished: Option<Finished<S>>, mut wasted: u64) {
         let slot = self.slot(k);
-        let mut wasted = wasted;
         let valid = match finished {
             Some(f) => {
                 if self.holds(head, &f.exec.access, f.snapshot, k)

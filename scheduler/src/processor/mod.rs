@@ -407,7 +407,6 @@ fn run_direct<S: Backend>(
     };
     core.unpublish();
     let first = head.committed;
-    let mut ran = false;
     let mut ended = false;
     let states = core.states;
     for _ in 0..DIRECT_BATCH {
@@ -422,7 +421,6 @@ fn run_direct<S: Backend>(
         head.direct += 1;
         core.record_direct(&mut head, k);
         head.committed = k + 1;
-        ran = true;
         let widened = head.controller.on_commit(0);
         let state = states.wants(k as u64).then(|| head.state().clone());
         sink(Committed::new(k as u64, outcome, state));
@@ -444,7 +442,8 @@ fn run_direct<S: Backend>(
     // equals `committed`, so the window looks empty, as it is: no slot
     // holds these events, and the role is held.
     let executed = head.committed - first;
-    if executed > 0 {
+    let ran = executed > 0;
+    if ran {
         core.executions
             .fetch_add(executed as u64, Ordering::Relaxed);
         core.admitted.store(head.committed, Ordering::SeqCst);
