@@ -20,6 +20,52 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// `spectree serve`'s arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// The node's directory (its log is made there if missing).
+    pub dir: std::path::PathBuf,
+    /// The kernel formula (text or `@FILE`): it gets the subject
+    /// [EVENT STATE] and must produce [effects new-state].
+    #[arg(long)]
+    pub kernel: String,
+    /// The initial state (text or `@FILE`; default 0). For an existing log
+    /// it must be the state the log starts from.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Events in and outputs out as frames: an 8-byte little-endian length,
+    /// then a jammed noun (outputs: `[N replayed [0 effects]]` or
+    /// `[N replayed [1 message]]`).
+    #[arg(long)]
+    pub jam: bool,
+    /// Threads of the processor (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Regions: `depth:D` or `axes:A,B,...` (results never depend on it).
+    #[arg(long, default_value = "depth:4")]
+    pub regions: String,
+    /// Most events per durable append (one sync each).
+    #[arg(long, default_value_t = 1024)]
+    pub group: usize,
+    /// Take a snapshot after every N events (0: only on close).
+    #[arg(long, default_value_t = 100_000)]
+    pub snapshot_every: u64,
+    /// Before taking events, write the outputs of logged events from N on,
+    /// recomputed and marked `replayed` (after a crash: the outputs of
+    /// events logged but perhaps never written).
+    #[arg(long, value_name = "N")]
+    pub outputs_from: Option<u64>,
+    /// Largest input frame or line, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_frame: usize,
+    /// Maximum number of formula evaluations per event (plus size charges).
+    #[arg(long, default_value_t = 100_000_000)]
+    pub fuel: u64,
+    /// Memory budget per event in bytes.
+    #[arg(long, default_value_t = spectree::noun::nock::DEFAULT_MEMORY)]
+    pub memory: u64,
+}
+
 /// The commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -77,8 +123,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE", default_value = "spectree-bench.json")]
         out: std::path::PathBuf,
     },
-    /// Replay a log written by `spectree run --log DIR` and print the event
-    /// count and the final state's mug (equal to the run's).
+    /// Replay a log written by `spectree run --log DIR` or `spectree serve
+    /// DIR` and print the event count and the final state's mug (equal to
+    /// the writer's).
     Replay {
         /// The log's directory.
         dir: std::path::PathBuf,
@@ -86,6 +133,12 @@ pub enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Run a node: events from stdin (noun text per line, or `--jam`
+    /// frames) are logged durably in DIR, run by the kernel, and each
+    /// one's output is written to stdout in log order, numbered as the log
+    /// numbers them (`N ok EFFECTS` / `N error MESSAGE`). An existing log
+    /// in DIR is recovered and continued; one writer per DIR.
+    Serve(ServeArgs),
     /// Compare two reports written by `spectree bench`.
     Compare {
         /// The baseline report.
@@ -147,7 +200,9 @@ pub struct RunArgs {
     pub no_analysis: bool,
     /// Log the speculative run durably in directory DIR (events and
     /// snapshots; `spectree replay DIR` replays it), before comparing it
-    /// with a serial run (`--no-compare`: do not). DIR must hold no log.
+    /// with a serial run (`--no-compare`: do not). A log already in DIR,
+    /// written by the same workload and parameters, is resumed: replayed,
+    /// then continued with the events it does not hold yet.
     #[arg(long, value_name = "DIR")]
     pub log: Option<std::path::PathBuf>,
     /// With --log: events per durable append (one sync each).

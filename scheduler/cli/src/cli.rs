@@ -296,6 +296,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Run(args) => run_command(&args, out),
         Command::Bench { quick, out: path } => bench_command(quick, &path, out),
         Command::Replay { dir, threads } => replay_command(&dir, threads, out),
+        Command::Serve(args) => serve_command(&args, out),
         Command::Compare {
             old,
             new,
@@ -428,6 +429,30 @@ fn replay_command(
         )
         .map_err(io)?;
     }
+    // A node's log carries its kernel.
+    if let Some(kernel) = log.kernel().map_err(|e| fail(e.to_string()))? {
+        let p = spectree::Processor::<NounState>::builder(RegionMap::depth(4).expect("depth 4"))
+            .kernel(kernel)
+            .threads(threads)
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let r = spectree_log::replay(&p, &log, |n| {
+            Ok::<_, std::convert::Infallible>(spectree::Event::nock(n.clone()))
+        })
+        .map_err(|e| fail(e.to_string()))?;
+        for s in &r.skipped {
+            writeln!(out, "warning: {s}; using an older snapshot").map_err(io)?;
+        }
+        writeln!(
+            out,
+            "replayed {} events of {} (from the snapshot after {}) with {threads} threads",
+            r.events,
+            log.identity(),
+            r.from_snapshot
+        )
+        .map_err(io)?;
+        return writeln!(out, "final mug 0x{:x}", r.state.0.mug()).map_err(io);
+    }
     let workload = match AnyWorkload::from_identity(log.identity()) {
         Some(Ok(w)) => w,
         Some(Err(e)) => {
@@ -472,6 +497,77 @@ fn replay_command(
     }
     writeln!(out, "replayed {events} events of {name} (from the snapshot after {from}) with {threads} threads").map_err(io)?;
     writeln!(out, "final mug 0x{mug:x}").map_err(io)
+}
+
+fn serve_command(args: &crate::args::ServeArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    use crate::serve::{serve, Format, ServeError, ServeOptions};
+    use spectree_log::{LogError, Node, NodeConfig, NodeError};
+    let mut inputs = Inputs::default();
+    if args.kernel == "-" || args.state.as_deref() == Some("-") {
+        return Err(usage(
+            "serve reads events from standard input: give --kernel and --state as text or @FILE"
+                .into(),
+        ));
+    }
+    let kernel = noun_input(&mut inputs, "--kernel", &args.kernel)?;
+    let state = args
+        .state
+        .as_deref()
+        .map(|s| noun_input(&mut inputs, "--state", s))
+        .transpose()?;
+    let regions = region_arg(&args.regions)?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    check_threads(threads)?;
+    if args.group == 0 {
+        return Err(usage("--group must be at least 1".into()));
+    }
+    let mut config = NodeConfig::default();
+    config.processor.threads = threads;
+    config.processor.fuel = args.fuel;
+    config.processor.memory = args.memory;
+    config.log.snapshot_every = args.snapshot_every;
+    let node = Node::open(&args.dir, kernel, regions, state, config).map_err(|e| {
+        let code = match &e {
+            NodeError::Log(LogError::Locked { .. })
+            | NodeError::OtherKernel { .. }
+            | NodeError::OtherState { .. }
+            | NodeError::Build(_) => Exit::Usage,
+            _ => Exit::Failed,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    })?;
+    let mut messages = std::io::stderr();
+    if node.recovered_unclean() {
+        let _ = writeln!(
+            messages,
+            "spectree serve: the log was not closed cleanly; recovered {} events (from the snapshot after {})",
+            node.events(),
+            node.recovered_from()
+        );
+    }
+    let options = ServeOptions {
+        format: if args.jam { Format::Jam } else { Format::Text },
+        group: args.group,
+        max_frame: args.max_frame,
+        outputs_from: args.outputs_from,
+    };
+    let mut out = std::io::BufWriter::new(out);
+    serve(
+        node,
+        Box::new(std::io::stdin()),
+        &mut out,
+        &mut messages,
+        &options,
+    )
+    .map_err(|e| match e {
+        ServeError::Input(_) | ServeError::Node(NodeError::Beyond { .. }) => usage(e.to_string()),
+        e => failed(e.to_string()),
+    })
 }
 
 /// What `spectree` with no arguments does: `spectree run` with defaults.
@@ -555,7 +651,10 @@ fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), Failure> {
         use crate::run::RunError;
         use spectree_log::LogError;
         let code = match &e {
-            RunError::Config(_) | RunError::Log(LogError::Exists { .. }) => Exit::Usage,
+            RunError::Config(_)
+            | RunError::Log(LogError::Exists { .. })
+            | RunError::OtherWorkload { .. }
+            | RunError::LongerLog { .. } => Exit::Usage,
             _ => Exit::Failed,
         };
         Failure {

@@ -9,6 +9,7 @@
 //! | [`RunReport`](run::RunReport), [`run`](run::run) | `run` | `spectree run`: a workload serially and speculatively, compared (`--json`) |
 //! | [`BenchReport`](bench::BenchReport), [`bench`](bench::bench) | `bench` | `spectree bench`: the workload matrix as a JSON report |
 //! | [`compare`](compare::compare), [`plot`](compare::plot) | `compare` | `spectree compare`: two bench reports side by side |
+//! | [`serve`](serve::serve) | `serve` | `spectree serve`: a node on stdin and stdout |
 
 #![warn(missing_docs)]
 #![deny(missing_debug_implementations)]
@@ -19,3 +20,4 @@ pub mod cli;
 pub mod compare;
 pub mod exit;
 pub mod run;
+pub mod serve;

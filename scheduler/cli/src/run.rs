@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use spectree::{Backend, Committed, Metrics, Outcome};
-use spectree_log::{EventLog, LogError, LogPolicy, LoggedError};
+use spectree_log::{EventLog, LogError, LogPolicy, LoggedError, Replayed};
 use spectree_workloads::{spin, AnyWorkload, Workload, ITERS_PER_US};
 
 /// What `spectree run` measured; also its `--json` output.
@@ -79,6 +79,9 @@ pub struct RunReport {
     pub plain_secs: Option<f64>,
     /// `plain_secs / parallel_secs`.
     pub speedup_vs_plain: Option<f64>,
+    /// Events the log already held when this run resumed it (0: not a
+    /// resumed run); the speculative figures cover the rest.
+    pub resumed_from: u64,
     /// Whether the plain loop's final state equals spectree's.
     pub plain_identical: Option<bool>,
 }
@@ -246,6 +249,27 @@ pub enum RunError {
     /// The logged run failed.
     #[error(transparent)]
     Logged(#[from] LoggedError),
+    /// The log to resume was written by another workload (or other
+    /// parameters).
+    #[error("event log {path} was written by {log:?}, not by this run ({run:?})")]
+    OtherWorkload {
+        /// The log's file.
+        path: std::path::PathBuf,
+        /// The log's writer.
+        log: String,
+        /// This run's identity.
+        run: String,
+    },
+    /// The log to resume holds more events than the run has.
+    #[error("event log {path} holds {log} events, more than this run's {run}")]
+    LongerLog {
+        /// The log's file.
+        path: std::path::PathBuf,
+        /// Events in the log.
+        log: u64,
+        /// Events of the run.
+        run: u64,
+    },
 }
 
 /// What the speculative run produced.
@@ -261,7 +285,7 @@ struct Speculated<S> {
 fn speculate<S: Backend>(
     w: &Workload<S>,
     processor: &spectree::Processor<S>,
-    log: Option<&(EventLog, LogPolicy)>,
+    log: Option<(&EventLog, LogPolicy, Option<Replayed<S>>)>,
     options: &RunOptions,
 ) -> Result<Speculated<S>, RunError> {
     let n = w.params.events;
@@ -281,12 +305,19 @@ fn speculate<S: Backend>(
     };
     let (state, metrics) = match log {
         None => processor.stream(w.state.clone(), w.events(), sink),
-        Some((log, policy)) => {
+        Some((log, policy, None)) => {
             let events = (0..n).map(|i| {
                 let e = w.event(i);
                 (w.encode(i, &e), e)
             });
-            spectree_log::run_logged(processor, log, w.state.clone(), events, *policy, sink)?
+            spectree_log::run_logged(processor, log, w.state.clone(), events, policy, sink)?
+        }
+        Some((log, policy, Some(recovered))) => {
+            let events = (recovered.events.min(n)..n).map(|i| {
+                let e = w.event(i);
+                (w.encode(i, &e), e)
+            });
+            spectree_log::resume_logged(processor, log, recovered, events, policy, sink)?
         }
     };
     let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
@@ -337,19 +368,51 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<RunRep
     }
     let processor = builder.build()?;
     let serial = processor.serial();
+    // A new log, or the existing one resumed: opened, checked to be this
+    // workload's, and replayed, before anything is appended.
+    let mut resumed_from = 0;
     let log = match &options.log {
         None => None,
+        Some((dir, policy)) if dir.join(spectree_log::FILE).exists() => {
+            // Checked through a read-only view: a refused log is not
+            // written at all (redb writes to open a file writable).
+            {
+                let log = EventLog::open_read_only(dir)?;
+                if log.identity() != w.identity() {
+                    return Err(RunError::OtherWorkload {
+                        path: log.path().to_path_buf(),
+                        log: log.identity().to_string(),
+                        run: w.identity(),
+                    });
+                }
+            }
+            let log = EventLog::open(dir)?;
+            let recovered = spectree_log::replay(&processor, &log, |e| w.decode(e))?;
+            resumed_from = recovered.events;
+            if recovered.events > n {
+                return Err(RunError::LongerLog {
+                    path: log.path().to_path_buf(),
+                    log: recovered.events,
+                    run: n,
+                });
+            }
+            Some((log, *policy, Some(recovered)))
+        }
         Some((dir, policy)) => {
             let log = EventLog::create(dir, &w.identity(), &w.state.to_noun())?;
-            Some((log, *policy))
+            Some((log, *policy, None))
         }
     };
     // A logged run starts logging at once; the serial run it is compared
     // with comes after. Otherwise the serial run goes first.
-    let logged = log.is_some();
     let mut speculative = None;
-    if logged {
-        speculative = Some(speculate(w, &processor, log.as_ref(), options)?);
+    if let Some((log, policy, recovered)) = log {
+        speculative = Some(speculate(
+            w,
+            &processor,
+            Some((&log, policy, recovered)),
+            options,
+        )?);
     }
     let capacity2 = if options.skip_serial {
         f64::NAN
@@ -368,8 +431,11 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<RunRep
     let serial_events = w
         .events()
         .take(if options.skip_serial { 0 } else { n as usize });
+    // A resumed run delivers only the events it ran: compare those.
     let serial_state = serial.stream(w.state.clone(), serial_events, |c: Committed<S>| {
-        digest.add(c.index, &c.outcome);
+        if c.index >= resumed_from {
+            digest.add(c.index, &c.outcome);
+        }
         bar.tick(c.index + 1);
     });
     let (serial_secs, serial_cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
@@ -399,7 +465,12 @@ fn run_typed<S: Backend>(w: &Workload<S>, options: &RunOptions) -> Result<RunRep
         serial_secs,
         parallel_secs,
         serial_events_per_sec: rate(serial_secs),
-        parallel_events_per_sec: rate(parallel_secs),
+        parallel_events_per_sec: if parallel_secs > 0.0 {
+            (n - resumed_from) as f64 / parallel_secs
+        } else {
+            0.0
+        },
+        resumed_from,
         speedup: serial_secs / parallel_secs.max(1e-12),
         identical,
         compared: !options.skip_serial,
@@ -447,10 +518,19 @@ pub fn summary(r: &RunReport) -> String {
             format!(", {:.2}x at {} threads", r.capacity_at_threads, r.threads)
         }
     );
-    s += &format!(
-        "serial:       {:>9.3} s {:>12.0} events/s\n",
-        r.serial_secs, r.serial_events_per_sec
-    );
+    if r.resumed_from > 0 {
+        s += &format!(
+            "resumed:      the log held {} events; this run added {}\n",
+            r.resumed_from,
+            r.events - r.resumed_from
+        );
+    }
+    if r.compared {
+        s += &format!(
+            "serial:       {:>9.3} s {:>12.0} events/s\n",
+            r.serial_secs, r.serial_events_per_sec
+        );
+    }
     s += &format!(
         "speculative:  {:>9.3} s {:>12.0} events/s\n",
         r.parallel_secs, r.parallel_events_per_sec

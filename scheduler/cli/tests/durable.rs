@@ -106,6 +106,66 @@ fn killing_the_writer_never_loses_an_acknowledged_event() {
     );
 }
 
+/// Start a logged `tiny` run of `events` in `dir` (resuming what is there)
+/// and kill it after `wait` ms; returns the highest acknowledged count.
+fn run_and_kill(dir: &Path, events: u64, wait: u64) -> u64 {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spectree"))
+        .args(["run", "--workload", "tiny", "--events", &events.to_string()])
+        .args(["--work", "0.5", "--threads", "2", "--no-compare"])
+        .args(["--no-analysis", "--group", "64", "--snapshot-every", "3000"])
+        .args(["--ack-every", "50", "--log"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| l.strip_prefix("ack ").and_then(|n| n.parse::<u64>().ok()))
+            .max()
+            .unwrap_or(0)
+    });
+    std::thread::sleep(Duration::from_millis(wait));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap()
+}
+
+#[test]
+fn a_log_continued_by_three_killed_processes_replays_as_serial() {
+    let events = 2_000_000;
+    let w = tiny(events);
+    let mut continued = 0;
+    for round in 0..8u64 {
+        let dir = scratch(&format!("resume{round}"));
+        let mut acked = 0;
+        let mut lengths = Vec::new();
+        for process in 0..3u64 {
+            let wait = 200 + Rng::at(91, round * 3 + process).below(500);
+            acked = acked.max(run_and_kill(&dir, events, wait));
+            lengths.push(EventLog::open_read_only(&dir).map_or(0, |l| l.len()));
+        }
+        let logged = replay_equals_serial(&dir, &w);
+        assert!(
+            logged >= acked,
+            "round {round}: {acked} acknowledged, {logged} in the log"
+        );
+        assert!(
+            lengths.windows(2).all(|p| p[0] <= p[1]),
+            "round {round}: the log shrank: {lengths:?}"
+        );
+        continued += usize::from(lengths[0] > 0 && lengths[2] > lengths[0]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    assert!(
+        continued >= 4,
+        "only {continued} of 8 rounds continued a log mid-run"
+    );
+}
+
 /// Write a small log and return its directory and events.
 fn small_log(name: &str) -> (PathBuf, Vec<Noun>) {
     let dir = scratch(name);

@@ -89,6 +89,152 @@ impl Done {
     }
 }
 
+/// Run one computation to its outcome (a panic is a crash).
+fn compute(subject: Noun, formula: &Noun, limits: &Limits) -> Done {
+    let result = spectree::stm::contain::contain(|| nock(subject, formula, limits));
+    match result {
+        Ok(Ok(p)) => Done::Product(p),
+        Ok(Err(NockError::Crash(_))) | Err(_) => Done::Crash,
+        Ok(Err(NockError::OutOfFuel { .. })) => Done::OutOfFuel,
+        Ok(Err(NockError::OutOfMemory { .. })) => Done::OutOfMemory,
+        Ok(Err(NockError::Cancelled { .. })) => Done::TimedOut,
+        // A kind of failure this supervisor does not know: a crash.
+        Ok(Err(_)) => Done::Crash,
+    }
+}
+
+/// `%aref` as an atom: the head of an outcome logged by reference.
+pub fn reference_tag() -> Noun {
+    Noun::atom(u64::from_le_bytes(*b"aref\0\0\0\0"))
+}
+
+impl Done {
+    /// The outcome as logged **by reference**, for the request in the
+    /// effects of event `event`: `[%aref event id ref]`, where `ref` is
+    /// `[0 mug]` for a product (recomputed on replay and checked against
+    /// its mug), `[1 0]` for a crash (recomputed and checked to crash),
+    /// or `[2 result]` for an outcome that is not a deterministic function
+    /// of the log (out of fuel or memory are, but are logged whole with
+    /// timeouts and cancellations: they are small).
+    pub fn reference(&self, event: u64, id: u64) -> Noun {
+        let by = match self {
+            Done::Product(p) => Noun::cell(Noun::ZERO, Noun::atom(u64::from(p.mug()))),
+            Done::Crash => Noun::cell(Noun::atom(1), Noun::ZERO),
+            other => Noun::cell(Noun::atom(2), other.to_noun()),
+        };
+        Noun::cell(
+            reference_tag(),
+            Noun::cell(Noun::atom(event), Noun::cell(Noun::atom(id), by)),
+        )
+    }
+}
+
+/// Why an outcome logged by reference could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unresolved {
+    /// The record is not `[%aref event id ref]` with a known `ref`.
+    #[error("it is not a well-formed reference")]
+    Malformed,
+    /// The referenced event's effects hold no request.
+    #[error("event {event} requested no computation")]
+    NoRequest {
+        /// The referenced event.
+        event: u64,
+    },
+    /// The referenced event comes at or after the reference.
+    #[error("it refers to event {event}, which does not come before it")]
+    Forward {
+        /// The referenced event.
+        event: u64,
+    },
+    /// Recomputing gave another outcome than the one logged.
+    #[error("the recomputed outcome ({found}) is not the logged one ({logged})")]
+    Differs {
+        /// What the log says.
+        logged: String,
+        /// What recomputing gave.
+        found: String,
+    },
+}
+
+/// A reference `[%aref event id ref]` parsed: the event whose effects
+/// hold the request, the outcome's id, and what was logged.
+pub(crate) fn parse_reference(noun: &Noun) -> Option<Result<(u64, u64, Noun), Unresolved>> {
+    let Noun::Cell(c) = noun else { return None };
+    if c.head() != &reference_tag() {
+        return None;
+    }
+    let parsed = (|| {
+        let Noun::Cell(rest) = c.tail() else {
+            return None;
+        };
+        let event = rest.head().as_atom()?.as_u64()?;
+        let Noun::Cell(rest) = rest.tail() else {
+            return None;
+        };
+        let id = rest.head().as_atom()?.as_u64()?;
+        Some((event, id, rest.tail().clone()))
+    })();
+    Some(parsed.ok_or(Unresolved::Malformed))
+}
+
+/// Resolve a reference's logged `by` against `request`: the outcome event
+/// `[%async id result]`, recomputed where it was logged by reference.
+pub(crate) fn resolve(request: &Request, id: u64, by: &Noun) -> Result<Noun, Unresolved> {
+    let Noun::Cell(c) = by else {
+        return Err(Unresolved::Malformed);
+    };
+    let kind = c.head().as_atom().and_then(|a| a.as_u64());
+    let recompute = || {
+        let limits = Limits::fuel(request.fuel).with_memory(request.memory);
+        compute(request.subject.clone(), &request.formula, &limits)
+    };
+    let done = match kind {
+        Some(0) => {
+            let mug = c.tail().as_atom().and_then(|a| a.as_u64());
+            let done = recompute();
+            match &done {
+                Done::Product(p) if Some(u64::from(p.mug())) == mug => done,
+                other => {
+                    return Err(Unresolved::Differs {
+                        logged: format!("a product with mug {:#x}", mug.unwrap_or(0)),
+                        found: describe(other),
+                    })
+                }
+            }
+        }
+        Some(1) => match recompute() {
+            Done::Crash => Done::Crash,
+            other => {
+                return Err(Unresolved::Differs {
+                    logged: "a crash".into(),
+                    found: describe(&other),
+                })
+            }
+        },
+        Some(2) => {
+            return Ok(Noun::cell(
+                async_tag(),
+                Noun::cell(Noun::atom(id), c.tail().clone()),
+            ))
+        }
+        _ => return Err(Unresolved::Malformed),
+    };
+    Ok(done.event(id))
+}
+
+fn describe(done: &Done) -> String {
+    match done {
+        Done::Product(p) => format!("a product with mug {:#x}", p.mug()),
+        Done::Crash => "a crash".into(),
+        Done::OutOfFuel => "out of fuel".into(),
+        Done::OutOfMemory => "out of memory".into(),
+        Done::TimedOut => "timed out".into(),
+        Done::Cancelled => "cancelled".into(),
+    }
+}
+
 /// Extra time past a deadline before a computation that has not reached a
 /// safe point is settled as timed out without it.
 const GRACE: Duration = Duration::from_millis(200);
@@ -319,16 +465,7 @@ fn worker(shared: &Shared) {
         let limits = Limits::fuel(r.fuel)
             .with_memory(r.memory)
             .with_cancel(Some(cancel.clone()));
-        let result = spectree::stm::contain::contain(|| nock(r.subject, &r.formula, &limits));
-        let done = match result {
-            Ok(Ok(p)) => Done::Product(p),
-            Ok(Err(NockError::Crash(_))) | Err(_) => Done::Crash,
-            Ok(Err(NockError::OutOfFuel { .. })) => Done::OutOfFuel,
-            Ok(Err(NockError::OutOfMemory { .. })) => Done::OutOfMemory,
-            Ok(Err(NockError::Cancelled { .. })) => Done::TimedOut,
-            // A kind of failure this supervisor does not know: a crash.
-            Ok(Err(_)) => Done::Crash,
-        };
+        let done = compute(r.subject, &r.formula, &limits);
         let mut books = lock(&shared.books);
         // Settled already (overdue, or shut down)? Then this result is late.
         if books.running.remove(&ticket).is_some() {

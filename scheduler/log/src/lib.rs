@@ -4,10 +4,12 @@
 //! |---|---|---|
 //! | [`EventLog`], [`LogError`], [`FORMAT`] | `store` | events and snapshots in a redb database, sealed, versioned, one writer at a time |
 //! | (private) `ReadOnlyFile` | `overlay` | how a reader opens the store without ever writing the file |
-//! | [`run_logged`], [`LogPolicy`], [`LoggedError`] | `run` | running a processor while logging its events durably first |
+//! | [`run_logged`], [`resume_logged`], [`LogPolicy`], [`LoggedError`] | `run` | running a processor while its events are logged durably (outputs released only once durable), from the start or continuing a log |
+//! | (private) `Durable`, `spawn_logger` | `pipeline` | pipelined group commit: a logger thread appends groups while the processor runs them |
 //! | [`run_with_computations`], [`Computations`] | `run` | the same, with asynchronous computations whose outcomes become events |
 //! | [`Supervisor`], [`Request`], [`Done`] | `computations` | asynchronous computations: bounded threads, deadlines, exactly one outcome each |
-//! | [`replay`], [`Replayed`] | `replay` | replaying a log from its newest intact snapshot |
+//! | [`replay`], [`replay_with_computations`], [`Replayed`] | `replay` | replaying a log from its newest intact snapshot, recomputing outcomes logged by reference |
+//! | [`Node`], [`NodeConfig`], [`NodeError`] | `node` | a kernel's state over a log, from open (recovery) through submitted events to close |
 //!
 //! ```
 //! use spectree::{Event, NounState, Processor};
@@ -36,12 +38,17 @@
 #![deny(missing_debug_implementations)]
 
 mod computations;
+mod node;
 mod overlay;
+mod pipeline;
 mod replay;
 mod run;
 mod store;
 
-pub use computations::{async_tag, Done, Request, Supervisor};
-pub use replay::{replay, Replayed};
-pub use run::{run_logged, run_with_computations, Computations, LogPolicy, LoggedError};
-pub use store::{Corruption, EventLog, LogError, SnapshotFound, FILE, FORMAT};
+pub use computations::{async_tag, reference_tag, Done, Request, Supervisor, Unresolved};
+pub use node::{Node, NodeConfig, NodeError};
+pub use replay::{replay, replay_with_computations, Replayed};
+pub use run::{
+    resume_logged, run_logged, run_with_computations, Computations, LogPolicy, LoggedError,
+};
+pub use store::{kernel_identity, Corruption, EventLog, LogError, SnapshotFound, FILE, FORMAT};

@@ -6,10 +6,12 @@
 //! [`EventLog::open_read_only`]) changes nothing on disk.
 
 use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 
 use spectree::noun::Noun;
 use spectree::{Backend, Event, Processor};
 
+use crate::computations::{parse_reference, resolve, Request, Unresolved};
 use crate::run::LoggedError;
 use crate::store::{EventLog, LogError};
 
@@ -88,6 +90,140 @@ where
     let (state, _) = processor.stream(state, events, |_| {});
     if let Some(e) = failure.into_inner() {
         return Err(e);
+    }
+    Ok(Replayed {
+        events: total,
+        from_snapshot: from,
+        state,
+        skipped,
+    })
+}
+
+/// [`replay`] of a log whose computation outcomes were logged by reference
+/// ([`Computations::by_reference`](crate::Computations)): each reference
+/// is resolved when replay reaches it, by recomputing the request found
+/// (with `requests`, as the live run found it) in the referenced event's
+/// effects, and checking the result against what was logged; the event
+/// then decodes as the live run's `[%async id result]`. Replay starts
+/// from the newest snapshot at or before both the log's newest and the
+/// oldest event the tail refers to, and runs in rounds that end where a
+/// reference needs an output not yet delivered.
+///
+/// # Errors
+/// As [`replay`]; [`LoggedError::Reference`] when a reference is
+/// malformed, names no request, or recomputes to another outcome (a
+/// tampered log, or a kernel or interpreter that changed).
+pub fn replay_with_computations<S: Backend, E>(
+    processor: &Processor<S>,
+    log: &EventLog,
+    decode: impl Fn(&Noun) -> Result<Event<S>, E>,
+    mut requests: impl FnMut(u64, &Noun) -> Option<Request>,
+) -> Result<Replayed<S>, LoggedError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let path = || log.path().to_path_buf();
+    let total = log.len();
+    let (newest, _) = log.latest_snapshot()?;
+    let newest = newest.map_or(0, |(n, _)| n);
+    // The oldest event the tail refers to, if before the newest snapshot.
+    let mut oldest = newest;
+    let mut at = newest;
+    while at < total {
+        let to = (at + 4096).min(total);
+        for (i, noun) in (at..).zip(log.read(at, to)?) {
+            if let Some(Ok((event, _, _))) = parse_reference(&noun) {
+                if event < i {
+                    oldest = oldest.min(event);
+                }
+            }
+        }
+        at = to;
+    }
+    let (snapshot, skipped) = log.snapshot_at_most(oldest)?;
+    let Some((from, noun)) = snapshot else {
+        return Err(LoggedError::NoSnapshot { path: path() });
+    };
+    let mut state = S::from_noun(&noun).ok_or_else(|| LoggedError::NotAState {
+        path: path(),
+        events: from,
+    })?;
+    let failure: RefCell<Option<LoggedError>> = RefCell::new(None);
+    let pending: RefCell<HashMap<u64, Request>> = RefCell::new(HashMap::new());
+    let mut next = from;
+    let mut ready: VecDeque<Noun> = VecDeque::new();
+    loop {
+        let round_start = next - ready.len() as u64;
+        let delivered = std::cell::Cell::new(round_start);
+        let events = std::iter::from_fn(|| {
+            if ready.is_empty() {
+                if next >= total {
+                    return None;
+                }
+                let to = (next + 4096).min(total);
+                match log.read(next, to) {
+                    Ok(v) => {
+                        ready.extend(v);
+                        next = to;
+                    }
+                    Err(e) => {
+                        *failure.borrow_mut() = Some(e.into());
+                        return None;
+                    }
+                }
+            }
+            let index = next - ready.len() as u64;
+            let noun = ready.front().expect("not empty");
+            let resolved = match parse_reference(noun) {
+                None => Ok(noun.clone()),
+                Some(Err(why)) => Err(why),
+                Some(Ok((event, _, _))) if event >= index => Err(Unresolved::Forward { event }),
+                // Its request is in an output not delivered yet: end the
+                // round here.
+                Some(Ok((event, _, _))) if event >= delivered.get() => return None,
+                Some(Ok((event, id, by))) => match pending.borrow_mut().remove(&event) {
+                    None => Err(Unresolved::NoRequest { event }),
+                    Some(request) => resolve(&request, id, &by),
+                },
+            };
+            ready.pop_front();
+            let decoded = resolved
+                .map_err(|why| LoggedError::Reference {
+                    path: path(),
+                    index,
+                    why,
+                })
+                .and_then(|n| {
+                    decode(&n).map_err(|source| LoggedError::Decode {
+                        path: path(),
+                        index,
+                        source: Box::new(source),
+                    })
+                });
+            match decoded {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    *failure.borrow_mut() = Some(e);
+                    None
+                }
+            }
+        });
+        let (next_state, m) = processor.stream(state, events, |c| {
+            let index = round_start + c.index;
+            delivered.set(index + 1);
+            if let Ok(effects) = &c.outcome {
+                if let Some(r) = requests(index, effects) {
+                    pending.borrow_mut().insert(index, r);
+                }
+            }
+        });
+        state = next_state;
+        if let Some(e) = failure.borrow_mut().take() {
+            return Err(e);
+        }
+        if m.events == 0 && ready.is_empty() && next >= total {
+            break;
+        }
     }
     Ok(Replayed {
         events: total,

@@ -2,10 +2,12 @@
 //!
 //! Invariant: an event's outcome reaches the sink only after the event is
 //! durable in the log (events are appended in groups, one sync per group,
-//! before the processor sees them), and replay of a log gives the state
-//! the writing run committed after the same events.
+//! by a logger thread while the processor already runs them; outputs wait
+//! until their group is durable), and replay of a log gives the state the
+//! writing run committed after the same events.
 
 use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -16,6 +18,8 @@ use spectree::{Backend, Committed, Event, Metrics, Processor, States};
 use thiserror::Error;
 
 use crate::computations::{Done, Request, Supervisor};
+use crate::pipeline::{spawn_logger, Durable};
+use crate::replay::Replayed;
 use crate::store::{EventLog, LogError};
 
 /// Why a logged run or a replay failed.
@@ -55,6 +59,30 @@ pub enum LoggedError {
     /// reported instead of spinning).
     #[error("computations were outstanding but none could be settled")]
     Unsettled,
+    /// A resumed run was given the replay of another length of the log.
+    #[error(
+        "event log {path} holds {events} events, but the state given was replayed from {replayed}"
+    )]
+    Stale {
+        /// The log's file.
+        path: PathBuf,
+        /// Events the replay covered.
+        replayed: u64,
+        /// Events in the log.
+        events: u64,
+    },
+    /// A computation outcome logged by reference cannot be resolved.
+    #[error(
+        "event log {path}: event {index} is an outcome by reference that does not resolve: {why}"
+    )]
+    Reference {
+        /// The log's file.
+        path: PathBuf,
+        /// The referring event's number.
+        index: u64,
+        /// Why.
+        why: crate::computations::Unresolved,
+    },
     /// The log has no intact snapshot to replay from.
     #[error("event log {path} has no intact snapshot, not even the initial one")]
     NoSnapshot {
@@ -200,6 +228,7 @@ pub fn run_logged<S: Backend>(
             requests: no_requests,
             outcome: no_outcomes,
             concurrency: 1,
+            by_reference: false,
             shutdown: None,
         },
         sink,
@@ -224,6 +253,13 @@ pub struct Computations<R, O> {
     pub outcome: O,
     /// Computations run at once, at most.
     pub concurrency: usize,
+    /// Log each outcome **by reference** ([`Done::reference`]): a product
+    /// or crash is logged as "the outcome of the request in event n's
+    /// effects" with the product's mug, and replay
+    /// ([`replay_with_computations`](crate::replay_with_computations()))
+    /// recomputes it. Saves the log the size of large products; replay
+    /// pays their computation instead.
+    pub by_reference: bool,
     /// Set (from any thread) to shut down: no further events are taken,
     /// outstanding computations are cancelled at their next safe point, and
     /// each gets a cancelled outcome event, logged and run, before the run
@@ -249,7 +285,7 @@ pub fn run_with_computations<S, R, O>(
     events: impl IntoIterator<Item = (Noun, Event<S>)>,
     policy: LogPolicy,
     computations: &mut Computations<R, O>,
-    mut sink: impl FnMut(Committed<S>),
+    sink: impl FnMut(Committed<S>),
 ) -> Result<(S, Metrics), LoggedError>
 where
     S: Backend,
@@ -275,6 +311,66 @@ where
             })
         }
     }
+    logged(processor, log, state, events, policy, computations, sink)
+}
+
+/// Continue the log `log` (opened for writing) from `recovered`, its
+/// replay (see [`replay`](crate::replay())): the events are appended after
+/// the ones it holds and numbered on from there, as [`run_logged`] does.
+///
+/// # Errors
+/// [`LoggedError::Stale`] if the log does not hold exactly the events
+/// `recovered` replayed (nothing is written); otherwise as [`run_logged`].
+pub fn resume_logged<S: Backend>(
+    processor: &Processor<S>,
+    log: &EventLog,
+    recovered: Replayed<S>,
+    events: impl IntoIterator<Item = (Noun, Event<S>)>,
+    policy: LogPolicy,
+    sink: impl FnMut(Committed<S>),
+) -> Result<(S, Metrics), LoggedError> {
+    if recovered.events != log.len() {
+        return Err(LoggedError::Stale {
+            path: log.path().to_path_buf(),
+            replayed: recovered.events,
+            events: log.len(),
+        });
+    }
+    let no_requests = |_: u64, _: &Noun| None;
+    let no_outcomes = |_: Noun| -> (Noun, Event<S>) { unreachable!("no requests, no outcomes") };
+    logged(
+        processor,
+        log,
+        recovered.state,
+        events,
+        policy,
+        &mut Computations {
+            requests: no_requests,
+            outcome: no_outcomes,
+            concurrency: 1,
+            by_reference: false,
+            shutdown: None,
+        },
+        sink,
+    )
+}
+
+/// The logged run itself, numbering from the log's length; every check
+/// has been made.
+fn logged<S, R, O>(
+    processor: &Processor<S>,
+    log: &EventLog,
+    state: S,
+    events: impl IntoIterator<Item = (Noun, Event<S>)>,
+    policy: LogPolicy,
+    computations: &mut Computations<R, O>,
+    mut sink: impl FnMut(Committed<S>),
+) -> Result<(S, Metrics), LoggedError>
+where
+    S: Backend,
+    R: FnMut(u64, &Noun) -> Option<Request>,
+    O: FnMut(Noun) -> (Noun, Event<S>),
+{
     let group = policy.group.max(1);
     let mut source = events.into_iter().fuse();
     let supervisor =
@@ -284,9 +380,35 @@ where
     let every = policy.snapshot_every;
     let stopping = computations.shutdown.clone();
     let stopped = || stopping.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+    let by_reference = computations.by_reference;
     let computations = RefCell::new(computations);
+    // Per request id, the events that asked (in order): a reference names
+    // the event whose effects hold its request.
+    let askers: RefCell<HashMap<u64, VecDeque<u64>>> = RefCell::new(HashMap::new());
+    // An outcome as (log form, event).
+    let settle = |id: u64, done: Done| -> (Noun, Event<S>) {
+        let (explicit, event) = (computations.borrow_mut().outcome)(done.event(id));
+        let asker = by_reference
+            .then(|| {
+                let mut askers = askers.borrow_mut();
+                let queue = askers.get_mut(&id)?;
+                let n = queue.pop_front();
+                if queue.is_empty() {
+                    askers.remove(&id);
+                }
+                n
+            })
+            .flatten();
+        match asker {
+            Some(n) => (done.reference(n, id), event),
+            None => (explicit, event),
+        }
+    };
+    let start = log.len();
+    let durable = Durable::new(start);
     std::thread::scope(|scope| {
         let mailbox = &mailbox;
+        let durable = &durable;
         // Closes the mailbox however this scope ends (a panicking sink
         // included), so the writer never waits forever and the scope can
         // join it.
@@ -310,15 +432,45 @@ where
             })
             .map_err(LoggedError::Thread)?;
         let closer = CloseOnDrop(mailbox);
+        let (groups, logger) = spawn_logger(scope, log, durable).map_err(LoggedError::Thread)?;
+        let groups = RefCell::new(Some(groups));
+        // Hands a group to the logger; false (and the failure recorded) if
+        // the logger has stopped.
+        let send = |nouns: Vec<Noun>| -> bool {
+            let sent = groups
+                .borrow()
+                .as_ref()
+                .is_some_and(|g| g.send(nouns).is_ok());
+            if !sent && failure.borrow().is_none() {
+                *failure.borrow_mut() = Some(durable.failure().unwrap_or(LoggedError::Unsettled));
+            }
+            sent
+        };
         let mut state = state;
         let mut metrics = Metrics::default();
-        let mut offset = 0u64;
-        // Every committed output, in log order: start what its effects ask
+        let mut offset = start;
+        // Outputs wait here until their events are durable.
+        let held: RefCell<VecDeque<Committed<S>>> = RefCell::new(VecDeque::new());
+        // Every durable output, in log order: start what its effects ask
         // for, snapshot on schedule, release it.
-        let mut deliver = |offset: u64, c: Committed<S>| {
-            let index = offset + c.index;
+        let release = |upto: u64, sink: &mut dyn FnMut(Committed<S>)| loop {
+            let c = {
+                let mut held = held.borrow_mut();
+                match held.front() {
+                    Some(c) if c.index < upto => held.pop_front().expect("a front"),
+                    _ => return,
+                }
+            };
+            let index = c.index;
             if let Ok(effects) = &c.outcome {
                 if let Some(r) = (computations.borrow_mut().requests)(index, effects) {
+                    if by_reference {
+                        askers
+                            .borrow_mut()
+                            .entry(r.id)
+                            .or_default()
+                            .push_back(index);
+                    }
                     supervisor.borrow_mut().submit(r);
                 }
             }
@@ -328,23 +480,25 @@ where
                     mailbox.post(n, state.clone());
                 }
             }
-            sink(Committed::new(index, c.outcome, c.state));
+            sink(c);
         };
+        let sink = RefCell::new(&mut sink as &mut dyn FnMut(Committed<S>));
         // Rounds: a round ends when its input is exhausted; outcomes still
         // due (from events committed late in it) start the next round.
         loop {
             let mut ready: std::vec::IntoIter<Event<S>> = Vec::new().into_iter();
             let mut source_done = false;
-            let durable = std::iter::from_fn(|| {
+            let input = std::iter::from_fn(|| {
                 if let Some(e) = ready.next() {
                     return Some(e);
                 }
+                release(durable.count(), &mut **sink.borrow_mut());
                 let mut batch: Vec<(Noun, Event<S>)> = Vec::new();
-                while let Some((_, done)) = {
+                while let Some((id, done)) = {
                     let next = supervisor.borrow_mut().next(Duration::ZERO);
-                    next.map(|(id, d)| ((), d.event(id)))
+                    next
                 } {
-                    batch.push((computations.borrow_mut().outcome)(done));
+                    batch.push(settle(id, done));
                 }
                 if stopped() {
                     source_done = true;
@@ -358,24 +512,28 @@ where
                 if batch.is_empty() {
                     return None;
                 }
-                let nouns: Vec<Noun> = batch.iter().map(|(n, _)| n.clone()).collect();
-                if let Err(e) = log.append(&nouns) {
-                    *failure.borrow_mut() = Some(e.into());
+                let (nouns, events): (Vec<Noun>, Vec<Event<S>>) = batch.into_iter().unzip();
+                if !send(nouns) {
                     return None;
                 }
-                ready = batch
-                    .into_iter()
-                    .map(|(_, e)| e)
-                    .collect::<Vec<_>>()
-                    .into_iter();
+                ready = events.into_iter();
                 ready.next()
             });
             let states = snapshot_states(offset, every);
-            let (next_state, m) =
-                processor.stream_with_states(state, durable, states, |c| deliver(offset, c));
+            let (next_state, m) = processor.stream_with_states(state, input, states, |c| {
+                held.borrow_mut()
+                    .push_back(Committed::new(offset + c.index, c.outcome, c.state));
+                release(durable.count(), &mut **sink.borrow_mut());
+            });
             state = next_state;
             offset += m.events;
             metrics.add(&m);
+            if failure.borrow().is_none() {
+                match durable.wait_for(offset) {
+                    Ok(()) => release(offset, &mut **sink.borrow_mut()),
+                    Err(e) => *failure.borrow_mut() = Some(e),
+                }
+            }
             if failure.borrow().is_some() || supervisor.borrow().outstanding() == 0 {
                 break;
             }
@@ -394,24 +552,35 @@ where
                 *failure.borrow_mut() = Some(LoggedError::Unsettled);
                 break;
             }
-            let (nouns, round): (Vec<Noun>, Vec<Event<S>>) = firsts
-                .into_iter()
-                .map(|(id, d)| (computations.borrow_mut().outcome)(d.event(id)))
-                .unzip();
-            if let Err(e) = log.append(&nouns) {
-                *failure.borrow_mut() = Some(e.into());
+            let (nouns, round): (Vec<Noun>, Vec<Event<S>>) =
+                firsts.into_iter().map(|(id, d)| settle(id, d)).unzip();
+            if !send(nouns) {
                 break;
             }
             // Run them as a round of their own (later outcomes merge in).
             let states = snapshot_states(offset, every);
-            let (next_state, m) =
-                processor.stream_with_states(state, round, states, |c| deliver(offset, c));
+            let (next_state, m) = processor.stream_with_states(state, round, states, |c| {
+                held.borrow_mut()
+                    .push_back(Committed::new(offset + c.index, c.outcome, c.state));
+                release(durable.count(), &mut **sink.borrow_mut());
+            });
             state = next_state;
             offset += m.events;
             metrics.add(&m);
+            if let Err(e) = durable.wait_for(offset) {
+                *failure.borrow_mut() = Some(e);
+                break;
+            }
+            release(offset, &mut **sink.borrow_mut());
         }
+        // Stop the logger (it finishes what it was given) and the writer.
+        groups.borrow_mut().take();
+        let logged = logger.join();
         drop(closer);
         let written = writer.join();
+        if let Err(p) = logged {
+            std::panic::resume_unwind(p);
+        }
         // An append failure first: it is what stopped the run.
         if let Some(e) = failure.borrow_mut().take() {
             return Err(e);

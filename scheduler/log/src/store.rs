@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 use spectree::noun::{cue_bytes, jam_bytes, CueError, Noun};
 use spectree::stm::contain::contain;
 use thiserror::Error;
@@ -48,8 +48,11 @@ use crate::overlay::ReadOnlyFile;
 ///
 /// - 1: no version, no identity or digest (written before the format was
 ///   versioned); refused with [`LogError::OlderFormat`].
-/// - 2: a header (format, identity, digest) and records sealed with it.
-pub const FORMAT: u64 = 2;
+/// - 2: a header (format, identity, digest) and records sealed with it,
+///   one store record per event; refused with [`LogError::OlderFormat`].
+/// - 3: as 2, but each append is one store record (a *batch*: its events'
+///   sealed records, framed), keyed by the number of its first event.
+pub const FORMAT: u64 = 3;
 
 /// The file inside a log's directory.
 pub const FILE: &str = "events.redb";
@@ -59,6 +62,14 @@ const CREATING: &str = "events.redb.creating";
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// A node's kernel (key 0), sealed like a record.
+const KERNEL: TableDefinition<u64, &[u8]> = TableDefinition::new("kernel");
+
+/// The identity of a log written by a node running `kernel`: names the
+/// kernel's mug, so a log is never continued by another kernel.
+pub fn kernel_identity(kernel: &Noun) -> String {
+    format!("kernel {:#010x}", kernel.mug())
+}
 
 /// What is wrong with one record.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -80,14 +91,18 @@ pub enum Corruption {
     /// No record where one must be.
     #[error("missing")]
     Missing,
-    /// The numbering has a gap.
-    #[error("{count} events but the last is numbered {last}")]
+    /// The numbering has a gap: a batch starts elsewhere than where the
+    /// one before it ends.
+    #[error("a batch starts at event {found}, where event {expected} was due")]
     Gap {
-        /// Events in the table.
-        count: u64,
-        /// The last event's number.
-        last: u64,
+        /// The number the batch should start at.
+        expected: u64,
+        /// The number it starts at.
+        found: u64,
     },
+    /// A batch's framing (its count or a record's length) is damaged.
+    #[error("the batch's framing is damaged")]
+    Framing,
     /// A snapshot record is not `[mug state]`.
     #[error("not a [mug state] cell")]
     NotASnapshot,
@@ -170,6 +185,17 @@ pub enum LogError {
         /// Its format.
         found: u64,
     },
+    /// An event too large for the log's framing (4 GiB jammed, or 2^32
+    /// events in one append).
+    #[error("event log {path}: event {index} is too large to log ({bytes} bytes jammed)")]
+    TooLarge {
+        /// The log's file.
+        path: PathBuf,
+        /// The event's number.
+        index: u64,
+        /// Its jammed size.
+        bytes: usize,
+    },
     /// A record (or the header) is damaged.
     #[error("event log {path}: {table} record {index} is corrupt: {why}")]
     Corrupt {
@@ -208,6 +234,47 @@ fn seal(key: u64, index: u64, payload: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&checksum(key, index, payload).to_le_bytes());
     v.extend_from_slice(payload);
     v
+}
+
+/// A batch as stored: its record count, then each record's length and
+/// bytes (lengths and count as little-endian `u32`).
+fn frame(records: impl ExactSizeIterator<Item = Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    for r in records {
+        out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+        out.extend_from_slice(&r);
+    }
+    out
+}
+
+/// The records of a stored batch, or [`Corruption::Framing`] if its count
+/// and lengths do not exactly cover its bytes.
+fn unframe(bytes: &[u8]) -> Result<Vec<&[u8]>, Corruption> {
+    fn word(bytes: &[u8]) -> Option<(usize, &[u8])> {
+        let (w, rest) = bytes.split_first_chunk::<4>()?;
+        Some((u32::from_le_bytes(*w) as usize, rest))
+    }
+    let (count, mut rest) = word(bytes).ok_or(Corruption::Framing)?;
+    // Each record takes at least its length word: a damaged count cannot
+    // make this allocate more than the batch's size.
+    if count > rest.len() / 4 || count == 0 {
+        return Err(Corruption::Framing);
+    }
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (len, after) = word(rest).ok_or(Corruption::Framing)?;
+        if len > after.len() {
+            return Err(Corruption::Framing);
+        }
+        let (record, after) = after.split_at(len);
+        records.push(record);
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(Corruption::Framing);
+    }
+    Ok(records)
 }
 
 fn unseal(key: u64, index: u64, record: &[u8]) -> Result<&[u8], Corruption> {
@@ -355,6 +422,30 @@ impl EventLog {
     /// [`LogError::Locked`] if another process holds it; I/O and store
     /// errors otherwise.
     pub fn create(dir: &Path, identity: &str, initial: &Noun) -> Result<EventLog, LogError> {
+        Self::create_with(dir, identity, initial, None)
+    }
+
+    /// [`create`](Self::create) a log for a node running `kernel`: its
+    /// identity is [`kernel_identity`], and the kernel itself is kept in
+    /// the log (see [`kernel`](Self::kernel)), so that the log can be
+    /// replayed from itself alone.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub fn create_for_kernel(
+        dir: &Path,
+        kernel: &Noun,
+        initial: &Noun,
+    ) -> Result<EventLog, LogError> {
+        Self::create_with(dir, &kernel_identity(kernel), initial, Some(kernel))
+    }
+
+    fn create_with(
+        dir: &Path,
+        identity: &str,
+        initial: &Noun,
+        kernel: Option<&Noun>,
+    ) -> Result<EventLog, LogError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let lock = lock_dir(dir, true)?;
         let file = dir.join(FILE);
@@ -394,6 +485,13 @@ impl EventLog {
                 snaps
                     .insert(0, snapshot.as_slice())
                     .map_err(|e| err(e.into()))?;
+                if let Some(kernel) = kernel {
+                    let sealed = seal(key, 0, &jam_bytes(kernel));
+                    txn.open_table(KERNEL)
+                        .map_err(|e| err(e.into()))?
+                        .insert(0, sealed.as_slice())
+                        .map_err(|e| err(e.into()))?;
+                }
             }
             txn.commit().map_err(|e| err(e.into()))?;
             Ok(())
@@ -536,23 +634,40 @@ impl EventLog {
         self.key = key;
         self.identity = identity;
         let events = txn.open_table(EVENTS).map_err(|e| self.store(e))?;
-        let count = events.len().map_err(|e| self.store(e))?;
-        let last = events
-            .last()
-            .map_err(|e| self.store(e))?
-            .map(|(k, _)| k.value());
-        let len = match last {
+        let first = events.first().map_err(|e| self.store(e))?;
+        let len = match first {
             None => 0,
-            Some(l) if l.checked_add(1) == Some(count) => count,
-            Some(l) => return Err(self.corrupt("events", l, Corruption::Gap { count, last: l })),
+            Some((k, v)) => {
+                let start = k.value();
+                if start != 0 {
+                    return Err(self.corrupt(
+                        "events",
+                        0,
+                        Corruption::Gap {
+                            expected: 0,
+                            found: start,
+                        },
+                    ));
+                }
+                // The first event must belong under this header.
+                let records = unframe(v.value()).map_err(|why| self.corrupt("events", 0, why))?;
+                let record = records
+                    .first()
+                    .ok_or_else(|| self.corrupt("events", 0, Corruption::Framing))?;
+                unseal(key, 0, record).map_err(|why| self.corrupt("events", 0, why))?;
+                let (k, v) = events
+                    .last()
+                    .map_err(|e| self.store(e))?
+                    .ok_or_else(|| self.corrupt("events", 0, Corruption::Missing))?;
+                let start = k.value();
+                let count = unframe(v.value())
+                    .map_err(|why| self.corrupt("events", start, why))?
+                    .len() as u64;
+                start
+                    .checked_add(count)
+                    .ok_or_else(|| self.corrupt("events", start, Corruption::Framing))?
+            }
         };
-        if len > 0 {
-            let first = events
-                .get(0)
-                .map_err(|e| self.store(e))?
-                .ok_or_else(|| self.corrupt("events", 0, Corruption::Missing))?;
-            unseal(key, 0, first.value()).map_err(|why| self.corrupt("events", 0, why))?;
-        }
         self.len.store(len, Ordering::Release);
         Ok(())
     }
@@ -630,15 +745,37 @@ impl EventLog {
         let _appending = spectree::stm::contain::lock(&self.appending);
         contained(&self.path, || {
             let first = self.len();
+            if events.is_empty() {
+                return Ok(first);
+            }
+            // Refused before anything is written.
+            let limit = u32::MAX as usize - 8;
+            if let Some(i) = events.iter().position(|e| e.len() > limit) {
+                return Err(LogError::TooLarge {
+                    path: self.path.clone(),
+                    index: first + i as u64,
+                    bytes: events[i].len(),
+                });
+            }
+            if events.len() > u32::MAX as usize {
+                return Err(LogError::TooLarge {
+                    path: self.path.clone(),
+                    index: first + u64::from(u32::MAX),
+                    bytes: 0,
+                });
+            }
+            let batch = frame(
+                events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| seal(self.key, first + i as u64, e)),
+            );
             let txn = self.db.get().begin_write().map_err(|e| self.store(e))?;
             {
                 let mut table = txn.open_table(EVENTS).map_err(|e| self.store(e))?;
-                for (i, e) in events.iter().enumerate() {
-                    let n = first + i as u64;
-                    table
-                        .insert(n, seal(self.key, n, e).as_slice())
-                        .map_err(|e| self.store(e))?;
-                }
+                table
+                    .insert(first, batch.as_slice())
+                    .map_err(|e| self.store(e))?;
             }
             txn.commit().map_err(|e| self.store(e))?;
             self.len
@@ -657,16 +794,47 @@ impl EventLog {
             let txn = self.db.get().begin_read().map_err(|e| self.store(e))?;
             let table = txn.open_table(EVENTS).map_err(|e| self.store(e))?;
             let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
-            for i in from..to {
-                let record = table
-                    .get(i)
-                    .map_err(|e| self.store(e))?
-                    .ok_or_else(|| self.corrupt("events", i, Corruption::Missing))?;
-                let payload = unseal(self.key, i, record.value())
-                    .map_err(|why| self.corrupt("events", i, why))?;
-                let noun = cue_bytes(payload)
-                    .map_err(|e| self.corrupt("events", i, Corruption::Undecodable(e)))?;
-                out.push(noun);
+            if from >= to {
+                return Ok(out);
+            }
+            // The batch holding `from`, then the ones after it, each
+            // starting where the one before it ends.
+            let start = table
+                .range(..=from)
+                .map_err(|e| self.store(e))?
+                .next_back()
+                .transpose()
+                .map_err(|e| self.store(e))?
+                .map(|(k, _)| k.value())
+                .ok_or_else(|| self.corrupt("events", from, Corruption::Missing))?;
+            let mut expected = start;
+            for entry in table.range(start..to).map_err(|e| self.store(e))? {
+                let (k, v) = entry.map_err(|e| self.store(e))?;
+                let found = k.value();
+                if found != expected {
+                    return Err(self.corrupt(
+                        "events",
+                        expected,
+                        Corruption::Gap { expected, found },
+                    ));
+                }
+                let records =
+                    unframe(v.value()).map_err(|why| self.corrupt("events", found, why))?;
+                expected = found + records.len() as u64;
+                for (j, record) in records.into_iter().enumerate() {
+                    let i = found + j as u64;
+                    if i < from || i >= to {
+                        continue;
+                    }
+                    let payload = unseal(self.key, i, record)
+                        .map_err(|why| self.corrupt("events", i, why))?;
+                    let noun = cue_bytes(payload)
+                        .map_err(|e| self.corrupt("events", i, Corruption::Undecodable(e)))?;
+                    out.push(noun);
+                }
+            }
+            if (out.len() as u64) < to - from {
+                return Err(self.corrupt("events", from + out.len() as u64, Corruption::Missing));
             }
             Ok(out)
         })
@@ -691,6 +859,35 @@ impl EventLog {
         })
     }
 
+    /// The kernel kept in a node's log (see
+    /// [`create_for_kernel`](Self::create_for_kernel)); `None` for a log
+    /// made by [`create`](Self::create).
+    ///
+    /// # Errors
+    /// [`LogError::Corrupt`] if the kernel record is damaged or is not
+    /// the kernel the log's identity names.
+    pub fn kernel(&self) -> Result<Option<Noun>, LogError> {
+        contained(&self.path, || {
+            let txn = self.db.get().begin_read().map_err(|e| self.store(e))?;
+            let table = match txn.open_table(KERNEL) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(self.store(e)),
+            };
+            let Some(record) = table.get(0).map_err(|e| self.store(e))? else {
+                return Ok(None);
+            };
+            let payload = unseal(self.key, 0, record.value())
+                .map_err(|why| self.corrupt("kernel", 0, why))?;
+            let kernel = cue_bytes(payload)
+                .map_err(|e| self.corrupt("kernel", 0, Corruption::Undecodable(e)))?;
+            if kernel_identity(&kernel) != self.identity {
+                return Err(self.corrupt("kernel", 0, Corruption::MugMismatch));
+            }
+            Ok(Some(kernel))
+        })
+    }
+
     /// The newest snapshot that is intact and covers no more events than
     /// the log holds, as (events included, state); damaged ones are skipped
     /// and listed, newest first, for the caller to report.
@@ -698,6 +895,16 @@ impl EventLog {
     /// # Errors
     /// [`LogError::Store`] if the store cannot be read.
     pub fn latest_snapshot(&self) -> Result<SnapshotFound, LogError> {
+        self.snapshot_at_most(self.len())
+    }
+
+    /// [`latest_snapshot`](Self::latest_snapshot) among the snapshots
+    /// covering at most `events` events.
+    ///
+    /// # Errors
+    /// As [`latest_snapshot`](Self::latest_snapshot).
+    pub fn snapshot_at_most(&self, events: u64) -> Result<SnapshotFound, LogError> {
+        let limit = events.min(self.len());
         contained(&self.path, || {
             let txn = self.db.get().begin_read().map_err(|e| self.store(e))?;
             let table = txn.open_table(SNAPSHOTS).map_err(|e| self.store(e))?;
@@ -705,7 +912,7 @@ impl EventLog {
             for entry in table.iter().map_err(|e| self.store(e))?.rev() {
                 let (k, v) = entry.map_err(|e| self.store(e))?;
                 let events = k.value();
-                if events > self.len() {
+                if events > limit {
                     continue;
                 }
                 let decoded = unseal(self.key, events, v.value()).and_then(|p| {
@@ -936,12 +1143,12 @@ mod tests {
         {
             let db = Database::open(d.join(FILE)).unwrap();
             let txn = db.begin_write().unwrap();
-            txn.open_table(META).unwrap().insert("format", "3").unwrap();
+            txn.open_table(META).unwrap().insert("format", "4").unwrap();
             txn.commit().unwrap();
         }
         let err = EventLog::open(&d).unwrap_err();
         assert!(
-            matches!(err, LogError::NewerFormat { found: 3, .. }),
+            matches!(err, LogError::NewerFormat { found: 4, .. }),
             "{err}"
         );
         std::fs::remove_dir_all(&d).ok();
@@ -968,6 +1175,65 @@ mod tests {
         let err = EventLog::open(&d).unwrap_err();
         assert!(matches!(err, LogError::OlderFormat { .. }), "{err}");
         assert_eq!(std::fs::read(d.join(FILE)).unwrap(), crashed);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn batch_frames_are_checked_exactly() {
+        let batch = frame([b"ab".to_vec(), Vec::new(), b"c".to_vec()].into_iter());
+        assert_eq!(unframe(&batch).unwrap(), vec![&b"ab"[..], b"", b"c"]);
+        assert_eq!(unframe(&[]), Err(Corruption::Framing));
+        assert_eq!(unframe(&0u32.to_le_bytes()), Err(Corruption::Framing));
+        // Every truncation, a count that claims too much, trailing bytes.
+        for cut in 0..batch.len() {
+            assert_eq!(unframe(&batch[..cut]), Err(Corruption::Framing), "{cut}");
+        }
+        let mut huge = batch.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(unframe(&huge), Err(Corruption::Framing));
+        let mut longer = batch.clone();
+        longer.push(0);
+        assert_eq!(unframe(&longer), Err(Corruption::Framing));
+    }
+
+    #[test]
+    fn a_batch_after_a_gap_is_named() {
+        let d = dir("gap");
+        let log = EventLog::create(&d, "test", &Noun::ZERO).unwrap();
+        log.append(&[Noun::atom(1), Noun::atom(2), Noun::atom(3)])
+            .unwrap();
+        let key = log.key;
+        drop(log);
+        {
+            // Events 5 and 6, sealed properly, but 3 and 4 missing.
+            let db = Database::open(d.join(FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            let records = (5..7u64).map(|i| seal(key, i, &jam_bytes(&Noun::atom(i))));
+            let batch = frame(records.collect::<Vec<_>>().into_iter());
+            txn.open_table(EVENTS)
+                .unwrap()
+                .insert(5, batch.as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let log = EventLog::open_read_only(&d).unwrap();
+        assert_eq!(log.read(0, 3).unwrap().len(), 3);
+        let err = log.read(0, 7).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LogError::Corrupt {
+                    why: Corruption::Gap {
+                        expected: 3,
+                        found: 5
+                    },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("where event 3 was due"), "{err}");
+        drop(log);
         std::fs::remove_dir_all(&d).ok();
     }
 

@@ -107,6 +107,7 @@ fn a_storm_of_computations_settles_once_each_and_replays_exactly() {
         requests,
         outcome: |n: Noun| (n.clone(), Event::Nock(n)),
         concurrency: 3,
+        by_reference: false,
         shutdown: None,
     };
     let (live, metrics) = run_with_computations(
@@ -202,6 +203,7 @@ fn shutdown_cancels_outstanding_computations_and_records_them() {
         requests,
         outcome: |n: Noun| (n.clone(), Event::Nock(n)),
         concurrency: 2,
+        by_reference: false,
         shutdown: Some(stop),
     };
     let started = std::time::Instant::now();
@@ -271,4 +273,167 @@ fn a_panicking_sink_ends_the_run_instead_of_hanging() {
         );
     });
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Kernel on [event state]: `[%req x]` answers `[%req state]` (asking for
+/// a computation over the whole state); any other `[tag payload]` conses
+/// its payload onto the state, so outcome events `[%async id result]` add
+/// `[id result]`.
+fn copying_kernel() -> Noun {
+    let req = cord("req").as_atom().unwrap().as_u64().unwrap();
+    format!("[6 [5 [1 {req}] [0 4]] [[[1 {req}] 0 3] 0 3] [[1 0] [0 5] 0 3]]")
+        .parse()
+        .unwrap()
+}
+
+/// `[%req state]` asks for the state's copy (`[0 1]`), or every third
+/// time for a crash (`[0 0]`).
+fn copy_requests(index: u64, effects: &Noun) -> Option<Request> {
+    let Noun::Cell(c) = effects else { return None };
+    if c.head() != &cord("req") {
+        return None;
+    }
+    let formula = if index % 3 == 1 { "[0 0]" } else { "[0 1]" };
+    Some(Request {
+        id: index,
+        subject: c.tail().clone(),
+        formula: formula.parse().unwrap(),
+        fuel: 1_000_000,
+        memory: spectree::noun::nock::DEFAULT_MEMORY,
+        timeout: Duration::from_secs(60),
+    })
+}
+
+fn copying_events(n: u64) -> Vec<Noun> {
+    (0..n)
+        .map(|i| {
+            let tag = if i % 10 == 9 { "req" } else { "grow" };
+            Noun::cell(cord(tag), Noun::atom(i * 1_000_003))
+        })
+        .collect()
+}
+
+/// A logged run of `events` with outcomes logged by reference or whole:
+/// (final state, log size in bytes of its records).
+fn copying_run(dir: &std::path::Path, events: &[Noun], by_reference: bool) -> (NounState, usize) {
+    let _ = std::fs::remove_dir_all(dir);
+    let log = EventLog::create(dir, "copying test", &Noun::ZERO).unwrap();
+    let processor = Processor::builder(RegionMap::depth(1).unwrap())
+        .kernel(copying_kernel())
+        .threads(2)
+        .build()
+        .unwrap();
+    let (live, _) = run_with_computations(
+        &processor,
+        &log,
+        NounState(Noun::ZERO),
+        events.iter().map(|e| (e.clone(), Event::Nock(e.clone()))),
+        LogPolicy {
+            group: 32,
+            snapshot_every: 0,
+        },
+        &mut Computations {
+            requests: copy_requests,
+            outcome: |n: Noun| (n.clone(), Event::Nock(n)),
+            concurrency: 2,
+            by_reference,
+            shutdown: None,
+        },
+        |_| {},
+    )
+    .unwrap();
+    let bytes = log
+        .read(0, log.len())
+        .unwrap()
+        .iter()
+        .map(|e| spectree::noun::jam_bytes(e).len())
+        .sum();
+    (live, bytes)
+}
+
+#[test]
+fn outcomes_by_reference_are_recomputed_on_replay_and_save_the_log_their_size() {
+    use spectree_log::{replay_with_computations, LoggedError, Unresolved};
+    let base = std::env::temp_dir().join(format!("spectree-byref-{}", std::process::id()));
+    let events = copying_events(400);
+    let processor = Processor::<NounState>::builder(RegionMap::depth(1).unwrap())
+        .kernel(copying_kernel())
+        .threads(2)
+        .build()
+        .unwrap();
+    let decode = |n: &Noun| Ok::<_, std::convert::Infallible>(Event::Nock(n.clone()));
+    let (whole_state, whole_bytes) = copying_run(&base.join("whole"), &events, false);
+    let (ref_state, ref_bytes) = copying_run(&base.join("ref"), &events, true);
+    // Whole outcomes carry copies of the state; references a mug.
+    assert!(
+        ref_bytes * 4 < whole_bytes,
+        "by reference {ref_bytes} bytes, whole {whole_bytes}"
+    );
+    let log = EventLog::open_read_only(&base.join("whole")).unwrap();
+    let t = std::time::Instant::now();
+    assert_eq!(replay(&processor, &log, decode).unwrap().state, whole_state);
+    let whole_secs = t.elapsed().as_secs_f64();
+    drop(log);
+    let log = EventLog::open_read_only(&base.join("ref")).unwrap();
+    let t = std::time::Instant::now();
+    let again = replay_with_computations(&processor, &log, decode, copy_requests).unwrap();
+    let ref_secs = t.elapsed().as_secs_f64();
+    assert_eq!(
+        again.state, ref_state,
+        "recomputed outcomes reach the live state"
+    );
+    // Figures for docs/benchmarks.md (not asserted: timing).
+    eprintln!(
+        "log records: whole {whole_bytes} bytes, by reference {ref_bytes}; \
+         replay: whole {:.1} ms, by reference {:.1} ms",
+        whole_secs * 1e3,
+        ref_secs * 1e3
+    );
+    let logged = log.read(0, log.len()).unwrap();
+    drop(log);
+    // Products and crashes were both logged by reference.
+    let refs: Vec<&Noun> = logged
+        .iter()
+        .filter(|e| matches!(e, Noun::Cell(c) if c.head() == &spectree_log::reference_tag()))
+        .collect();
+    assert_eq!(refs.len(), 40);
+    // Tamper: a product's reference now claims a crash.
+    let product = logged
+        .iter()
+        .position(|e| {
+            matches!(e, Noun::Cell(c) if c.head() == &spectree_log::reference_tag()
+                && spectree::noun::slot(&Axis::new(14).unwrap(), c.tail()).unwrap() == &Noun::ZERO)
+        })
+        .unwrap();
+    let mut tampered = logged.clone();
+    let Noun::Cell(c) = &logged[product] else {
+        unreachable!()
+    };
+    let at = |a: u64| {
+        spectree::noun::slot(&Axis::new(a).unwrap(), c.tail())
+            .unwrap()
+            .clone()
+    };
+    tampered[product] = Noun::tuple(vec![
+        spectree_log::reference_tag(),
+        at(2),
+        at(6),
+        Noun::atom(1),
+        Noun::ZERO,
+    ]);
+    let dir = base.join("tampered");
+    let log = EventLog::create(&dir, "copying test", &Noun::ZERO).unwrap();
+    log.append(&tampered).unwrap();
+    let err = replay_with_computations(&processor, &log, decode, copy_requests).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            LoggedError::Reference { index, why: Unresolved::Differs { .. }, .. }
+                if *index == product as u64
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("a crash"), "{err}");
+    drop(log);
+    std::fs::remove_dir_all(&base).ok();
 }

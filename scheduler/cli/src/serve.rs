@@ -1,0 +1,352 @@
+//! `spectree serve`: a [`Node`] on standard input and output.
+//!
+//! Events come in on stdin, as noun text one per line, or (`--jam`) as
+//! frames: an 8-byte little-endian length, then that many bytes of a
+//! jammed noun. Each event's output goes to stdout in log order, in the
+//! same format, once its event is durable:
+//! - text: `N ok EFFECTS` or `N error MESSAGE` (`N` the event's number in
+//!   the log, from 0); outputs recomputed by `--outputs-from` read
+//!   `N replayed ok ...` / `N replayed error ...`;
+//! - jam: a frame of `[N replayed result]`, `replayed` 0 or 1, `result`
+//!   `[0 effects]` or `[1 message]` (the message as a cord).
+//!
+//! Once recovered (and after any replayed outputs), `serve` writes
+//! `spectree serve: ready; the next event is number N` to stderr: a client
+//! that restarts a killed node resends its events from its `N`th.
+//!
+//! Invariants:
+//! - an output is written only after its event is durable, so an event
+//!   whose output a client saw survives any kill;
+//! - bad input never reaches the log: a line that does not parse, or a
+//!   frame that does not cue, is reported on stderr (with its line or
+//!   frame number) and skipped, and the node keeps running; input after
+//!   which the stream cannot be resynchronised (a frame header over
+//!   `--max-frame`, a truncated frame, a line over `--max-frame` bytes in
+//!   text mode is merely skipped) stops reading: everything before it is
+//!   logged, run and written, the node closes cleanly, and the command
+//!   fails with the message;
+//! - reading and parsing happen on their own thread, bounded by a queue
+//!   of [`QUEUE`] events, so memory does not grow with the input's rate.
+
+use std::io::{BufRead, Read, Write};
+use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
+
+use spectree::noun::{cue_bytes, jam_bytes, parse, to_text_within, Atom, Noun};
+use spectree::{Committed, NounState, Outcome};
+use spectree_log::{Node, NodeError};
+use thiserror::Error;
+
+/// Events parsed ahead of the node, at most.
+pub const QUEUE: usize = 4096;
+
+/// What the reader hands the node.
+enum Input {
+    Event(Noun),
+    /// Unusable input that was skipped (the message says where).
+    Skipped(String),
+    /// Input after which reading cannot go on.
+    Stop(String),
+}
+
+/// Why `serve` stopped.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The node failed (opening, logging, recovering).
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// Writing outputs failed (everything logged stays logged).
+    #[error("cannot write outputs: {0}")]
+    Output(#[source] std::io::Error),
+    /// Reading stopped at input that cannot be resynchronised; everything
+    /// before it was logged and run.
+    #[error("input stopped: {0}")]
+    Input(String),
+    /// The reader thread could not start.
+    #[error("cannot start the input reader: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// The format of events in and outputs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Noun text, one per line.
+    Text,
+    /// Length-prefixed jam frames.
+    Jam,
+}
+
+/// Read events from `input` on a thread of their own.
+fn spawn_reader(
+    input: Box<dyn Read + Send>,
+    format: Format,
+    max_frame: usize,
+) -> std::io::Result<Receiver<Input>> {
+    let (tx, rx) = sync_channel(QUEUE);
+    std::thread::Builder::new()
+        .name("spectree-serve-input".into())
+        .spawn(move || {
+            let mut input = std::io::BufReader::with_capacity(1 << 16, input);
+            let send = |i: Input| tx.send(i).is_ok();
+            match format {
+                Format::Text => read_lines(&mut input, max_frame, send),
+                Format::Jam => read_frames(&mut input, max_frame, send),
+            }
+        })?;
+    Ok(rx)
+}
+
+fn read_lines(input: &mut impl BufRead, max: usize, send: impl Fn(Input) -> bool) {
+    let mut line = Vec::new();
+    for number in 1u64.. {
+        line.clear();
+        let read = input
+            .by_ref()
+            .take(max as u64 + 1)
+            .read_until(b'\n', &mut line);
+        let message = match read {
+            Ok(0) => return,
+            Ok(_) if line.len() > max && line.last() != Some(&b'\n') => {
+                // Skip the rest of the line.
+                loop {
+                    line.clear();
+                    match input.by_ref().take(1 << 16).read_until(b'\n', &mut line) {
+                        Ok(0) => break,
+                        Ok(_) if line.last() == Some(&b'\n') => break,
+                        Ok(_) => {}
+                        Err(e) => {
+                            send(Input::Stop(format!("cannot read standard input: {e}")));
+                            return;
+                        }
+                    }
+                }
+                Some(format!(
+                    "line {number} is longer than {max} bytes (--max-frame); skipped"
+                ))
+            }
+            Ok(_) => match std::str::from_utf8(&line) {
+                Err(_) => Some(format!("line {number} is not UTF-8; skipped")),
+                Ok(text) if text.trim().is_empty() => None,
+                Ok(text) => match parse(text.trim()) {
+                    Ok(noun) => {
+                        if !send(Input::Event(noun)) {
+                            return;
+                        }
+                        None
+                    }
+                    Err(e) => Some(format!("line {number} does not parse: {e}; skipped")),
+                },
+            },
+            Err(e) => {
+                send(Input::Stop(format!("cannot read standard input: {e}")));
+                return;
+            }
+        };
+        if let Some(m) = message {
+            if !send(Input::Skipped(m)) {
+                return;
+            }
+        }
+    }
+}
+
+/// Read until `buf` is full or the input ends; the bytes read.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+fn read_frames(input: &mut impl Read, max: usize, send: impl Fn(Input) -> bool) {
+    for number in 1u64.. {
+        let mut header = [0u8; 8];
+        let stop = |m: String| {
+            send(Input::Stop(m));
+        };
+        match read_full(input, &mut header) {
+            Ok(0) => return,
+            Ok(8) => {}
+            Ok(n) => return stop(format!("frame {number}: truncated header ({n} of 8 bytes)")),
+            Err(e) => return stop(format!("cannot read standard input: {e}")),
+        }
+        let len = u64::from_le_bytes(header);
+        if len > max as u64 {
+            return stop(format!(
+                "frame {number} claims {len} bytes, more than --max-frame ({max})"
+            ));
+        }
+        let mut body = vec![0u8; len as usize];
+        match read_full(input, &mut body) {
+            Ok(n) if n == body.len() => {}
+            Ok(n) => return stop(format!("frame {number}: truncated ({n} of {len} bytes)")),
+            Err(e) => return stop(format!("cannot read standard input: {e}")),
+        }
+        let sent = match cue_bytes(&body) {
+            Ok(noun) => send(Input::Event(noun)),
+            Err(e) => send(Input::Skipped(format!(
+                "frame {number} does not cue: {e}; skipped"
+            ))),
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+/// Largest output text written for one event (larger effects print a
+/// marker; use `--jam`).
+const MAX_OUTPUT_TEXT: usize = 16 << 20;
+
+fn cord(text: &str) -> Noun {
+    Noun::Atom(Atom::from_bytes_le(text.as_bytes()))
+}
+
+/// Write one output in `format`.
+fn write_output(
+    out: &mut dyn Write,
+    format: Format,
+    index: u64,
+    replayed: bool,
+    outcome: &Outcome,
+) -> std::io::Result<()> {
+    match format {
+        Format::Text => {
+            let mark = if replayed { " replayed" } else { "" };
+            match outcome {
+                Ok(effects) => match to_text_within(effects, MAX_OUTPUT_TEXT) {
+                    Some(text) => writeln!(out, "{index}{mark} ok {text}"),
+                    None => writeln!(
+                        out,
+                        "{index}{mark} ok (effects too large as text; use --jam)"
+                    ),
+                },
+                Err(e) => {
+                    let message = e.to_string().replace('\n', " ");
+                    writeln!(out, "{index}{mark} error {message}")
+                }
+            }
+        }
+        Format::Jam => {
+            let result = match outcome {
+                Ok(effects) => Noun::cell(Noun::ZERO, effects.clone()),
+                Err(e) => Noun::cell(Noun::atom(1), cord(&e.to_string())),
+            };
+            let record = Noun::cell(
+                Noun::atom(index),
+                Noun::cell(Noun::atom(u64::from(replayed)), result),
+            );
+            let bytes = jam_bytes(&record);
+            out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+            out.write_all(&bytes)
+        }
+    }
+}
+
+/// How `serve` runs besides its node.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Format of events and outputs.
+    pub format: Format,
+    /// Most events per durable append.
+    pub group: usize,
+    /// Largest frame (jam) or line (text) accepted, in bytes.
+    pub max_frame: usize,
+    /// Recompute and write the outputs of logged events from this number
+    /// on (marked replayed) before taking new events.
+    pub outputs_from: Option<u64>,
+}
+
+/// Serve `node`: events from `input`, outputs to `out`, until the input
+/// ends; then close the node (a final snapshot). Messages about skipped
+/// input go to `messages`.
+///
+/// # Errors
+/// [`ServeError`]: the node's failures, an output failure, or input that
+/// stopped reading (after everything before it was served and the node
+/// closed).
+pub fn serve(
+    mut node: Node,
+    input: Box<dyn Read + Send>,
+    out: &mut dyn Write,
+    messages: &mut dyn Write,
+    options: &ServeOptions,
+) -> Result<(), ServeError> {
+    let format = options.format;
+    if let Some(from) = options.outputs_from {
+        let mut failed = None;
+        node.replay_outputs(from, |c: Committed<NounState>| {
+            if failed.is_none() {
+                failed = write_output(out, format, c.index, true, &c.outcome).err();
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(ServeError::Output(e));
+        }
+        out.flush().map_err(ServeError::Output)?;
+    }
+    // Clients learn where the log stands (the next event's number) once
+    // every replayed output is written.
+    let _ = writeln!(
+        messages,
+        "spectree serve: ready; the next event is number {}",
+        node.events()
+    );
+    let _ = messages.flush();
+    let inputs = spawn_reader(input, format, options.max_frame).map_err(ServeError::Thread)?;
+    let group = options.group.max(1);
+    let mut stopped = None;
+    let mut ended = false;
+    while stopped.is_none() && !ended {
+        // Block for the first event, then take what is ready, up to a
+        // group.
+        let mut batch = Vec::new();
+        let mut next = inputs.recv().ok();
+        loop {
+            match next {
+                None => {
+                    ended = true;
+                    break;
+                }
+                Some(Input::Event(e)) => batch.push(e),
+                Some(Input::Skipped(m)) => {
+                    let _ = writeln!(messages, "spectree serve: {m}");
+                }
+                Some(Input::Stop(m)) => {
+                    stopped = Some(m);
+                    break;
+                }
+            }
+            if batch.len() >= group {
+                break;
+            }
+            next = match inputs.try_recv() {
+                Ok(i) => Some(i),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => None,
+            };
+        }
+        if !batch.is_empty() {
+            let mut failed = None;
+            node.submit(batch, |c| {
+                if failed.is_none() {
+                    failed = write_output(out, format, c.index, false, &c.outcome).err();
+                }
+            })?;
+            if let Some(e) = failed.or_else(|| out.flush().err()) {
+                return Err(ServeError::Output(e));
+            }
+        }
+    }
+    node.close()?;
+    match stopped {
+        Some(m) => Err(ServeError::Input(m)),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,120 @@
+//! Pipelined group commit: a logger thread jams and appends each group of
+//! events while the processor already runs them.
+//!
+//! Invariants:
+//! - groups are appended in the order they were handed over, each in one
+//!   durable transaction, so the durable count only grows, by whole groups,
+//!   and covers a prefix of the events handed over;
+//! - at most [`QUEUED`] groups wait for the logger: handing over another
+//!   blocks the caller (the coordinator, never a pool worker), so memory is
+//!   bounded however slow the disk;
+//! - after the first failed append nothing more is appended, the durable
+//!   count stops, and every waiter learns of the failure instead of
+//!   waiting forever.
+//!
+//! Running an event before it is durable is safe because nothing of it
+//! leaves the process until it is: its output (and any snapshot or
+//! computation it leads to) is held until the durable count passes it.
+
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Condvar, Mutex};
+use std::thread::{Scope, ScopedJoinHandle};
+
+use spectree::noun::{jam_bytes, Noun};
+
+use crate::run::LoggedError;
+use crate::store::{EventLog, LogError};
+
+/// Groups that may wait for the logger while it appends another.
+pub(crate) const QUEUED: usize = 2;
+
+/// How far the log is durable, or why it stopped.
+pub(crate) struct Durable {
+    state: Mutex<(u64, Option<LogError>)>,
+    changed: Condvar,
+}
+
+impl Durable {
+    /// Durable up to `count` events so far.
+    pub fn new(count: u64) -> Self {
+        Durable {
+            state: Mutex::new((count, None)),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<LogError>)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Events durable now.
+    pub fn count(&self) -> u64 {
+        self.lock().0
+    }
+
+    /// The failure that stopped the logger, taken (reported once).
+    pub fn failure(&self) -> Option<LoggedError> {
+        self.lock().1.take().map(LoggedError::from)
+    }
+
+    /// Wait until `count` events are durable.
+    ///
+    /// # Errors
+    /// The logger's failure, if it stopped first.
+    pub fn wait_for(&self, count: u64) -> Result<(), LoggedError> {
+        let mut state = self.lock();
+        loop {
+            if state.0 >= count {
+                return Ok(());
+            }
+            if let Some(e) = state.1.take() {
+                return Err(e.into());
+            }
+            // A stopped logger without a failure cannot happen (it stops
+            // only on failure or when no more groups can come), but never
+            // wait on it: the timeout re-checks.
+            state = self
+                .changed
+                .wait_timeout(state, std::time::Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn advance(&self, count: u64) {
+        self.lock().0 = count;
+        self.changed.notify_all();
+    }
+
+    fn fail(&self, e: LogError) {
+        self.lock().1 = Some(e);
+        self.changed.notify_all();
+    }
+}
+
+/// Start the logger for `log`: groups sent on the returned sender are
+/// appended in order; dropping the sender ends it once they are.
+pub(crate) fn spawn_logger<'scope, 'env>(
+    scope: &'scope Scope<'scope, 'env>,
+    log: &'env EventLog,
+    durable: &'env Durable,
+) -> std::io::Result<(SyncSender<Vec<Noun>>, ScopedJoinHandle<'scope, ()>)> {
+    let (tx, rx) = sync_channel::<Vec<Noun>>(QUEUED);
+    let handle = std::thread::Builder::new()
+        .name("spectree-logger".into())
+        .spawn_scoped(scope, move || {
+            for group in rx {
+                let jammed: Vec<Vec<u8>> = group.iter().map(jam_bytes).collect();
+                drop(group);
+                match log.append_jammed(&jammed) {
+                    Ok(first) => durable.advance(first + jammed.len() as u64),
+                    Err(e) => {
+                        // Stop: the receiver drops, so senders learn it.
+                        durable.fail(e);
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok((tx, handle))
+}
