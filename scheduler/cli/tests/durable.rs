@@ -54,44 +54,8 @@ fn killing_the_writer_never_loses_an_acknowledged_event() {
     let mut mid_run = 0;
     for round in 0..8u64 {
         let dir = scratch(&format!("kill{round}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spectree"))
-            .args(["run", "--workload", "tiny", "--events", &events.to_string()])
-            .args([
-                "--work",
-                "0.5",
-                "--threads",
-                "2",
-                "--skip-serial",
-                "--no-analysis",
-            ])
-            .args([
-                "--group",
-                "64",
-                "--snapshot-every",
-                "3000",
-                "--ack-every",
-                "50",
-            ])
-            .arg("--log")
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("ack ").and_then(|n| n.parse::<u64>().ok()))
-                .max()
-                .unwrap_or(0)
-        });
         let wait = 150 + Rng::at(77, round).below(900);
-        std::thread::sleep(Duration::from_millis(wait));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let acked = reader.join().unwrap();
+        let acked = run_and_kill(&dir, events, wait);
         let logged = replay_equals_serial(&dir, &w);
         assert!(
             logged >= acked,

@@ -215,24 +215,30 @@ pub fn run_logged<S: Backend>(
     policy: LogPolicy,
     sink: impl FnMut(Committed<S>),
 ) -> Result<(S, Metrics), LoggedError> {
-    let no_requests = |_: u64, _: &Noun| None;
-    // Never called: with no requests there are no outcomes.
-    let no_outcomes = |_: Noun| -> (Noun, Event<S>) { unreachable!("no requests, no outcomes") };
     run_with_computations(
         processor,
         log,
         state,
         events,
         policy,
-        &mut Computations {
-            requests: no_requests,
-            outcome: no_outcomes,
-            concurrency: 1,
-            by_reference: false,
-            shutdown: None,
-        },
+        &mut no_computations(),
         sink,
     )
+}
+
+/// Computations that never happen: no requests, so no outcomes.
+type NoComputations<S> =
+    Computations<fn(u64, &Noun) -> Option<Request>, fn(Noun) -> (Noun, Event<S>)>;
+
+fn no_computations<S: Backend>() -> NoComputations<S> {
+    Computations {
+        requests: |_, _| None,
+        // Never called: with no requests there are no outcomes.
+        outcome: |_| unreachable!("no requests, no outcomes"),
+        concurrency: 1,
+        by_reference: false,
+        shutdown: None,
+    }
 }
 
 impl<R, O> std::fmt::Debug for Computations<R, O> {
@@ -336,21 +342,13 @@ pub fn resume_logged<S: Backend>(
             events: log.len(),
         });
     }
-    let no_requests = |_: u64, _: &Noun| None;
-    let no_outcomes = |_: Noun| -> (Noun, Event<S>) { unreachable!("no requests, no outcomes") };
     logged(
         processor,
         log,
         recovered.state,
         events,
         policy,
-        &mut Computations {
-            requests: no_requests,
-            outcome: no_outcomes,
-            concurrency: 1,
-            by_reference: false,
-            shutdown: None,
-        },
+        &mut no_computations(),
         sink,
     )
 }
