@@ -70,8 +70,10 @@ fn killing_the_writer_never_loses_an_acknowledged_event() {
     );
 }
 
-/// Start a logged `tiny` run of `events` in `dir` (resuming what is there)
-/// and kill it after `wait` ms; returns the highest acknowledged count.
+/// Start a logged `tiny` run of `events` in `dir` (resuming what is there),
+/// and kill it `wait` ms after its first acknowledgement (so that it has
+/// started logging however slow the machine); returns the highest
+/// acknowledged count.
 fn run_and_kill(dir: &Path, events: u64, wait: u64) -> u64 {
     let mut child = Command::new(env!("CARGO_BIN_EXE_spectree"))
         .args(["run", "--workload", "tiny", "--events", &events.to_string()])
@@ -84,14 +86,19 @@ fn run_and_kill(dir: &Path, events: u64, wait: u64) -> u64 {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
             .filter_map(|l| l.strip_prefix("ack ").and_then(|n| n.parse::<u64>().ok()))
+            .inspect(|&n| {
+                let _ = tx.send(n);
+            })
             .max()
             .unwrap_or(0)
     });
+    let _ = rx.recv_timeout(Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(wait));
     child.kill().unwrap();
     child.wait().unwrap();

@@ -30,7 +30,8 @@ pub(crate) const QUEUED: usize = 2;
 
 /// How far the log is durable, or why it stopped.
 pub(crate) struct Durable {
-    state: Mutex<(u64, Option<LogError>)>,
+    /// (durable count, the failure, whether the logger has stopped)
+    state: Mutex<(u64, Option<LogError>, bool)>,
     changed: Condvar,
 }
 
@@ -38,12 +39,12 @@ impl Durable {
     /// Durable up to `count` events so far.
     pub fn new(count: u64) -> Self {
         Durable {
-            state: Mutex::new((count, None)),
+            state: Mutex::new((count, None, false)),
             changed: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<LogError>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<LogError>, bool)> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -70,9 +71,10 @@ impl Durable {
             if let Some(e) = state.1.take() {
                 return Err(e.into());
             }
-            // A stopped logger without a failure cannot happen (it stops
-            // only on failure or when no more groups can come), but never
-            // wait on it: the timeout re-checks.
+            // Stopped short without a failure: it panicked (a bug).
+            if state.2 {
+                return Err(LoggedError::LoggerStopped);
+            }
             state = self
                 .changed
                 .wait_timeout(state, std::time::Duration::from_millis(50))
@@ -83,6 +85,11 @@ impl Durable {
 
     fn advance(&self, count: u64) {
         self.lock().0 = count;
+        self.changed.notify_all();
+    }
+
+    fn stopped(&self) {
+        self.lock().2 = true;
         self.changed.notify_all();
     }
 
@@ -103,6 +110,14 @@ pub(crate) fn spawn_logger<'scope, 'env>(
     let handle = std::thread::Builder::new()
         .name("spectree-logger".into())
         .spawn_scoped(scope, move || {
+            // However the logger ends (a panic included), waiters learn it.
+            struct Stopped<'d>(&'d Durable);
+            impl Drop for Stopped<'_> {
+                fn drop(&mut self) {
+                    self.0.stopped();
+                }
+            }
+            let _stopped = Stopped(durable);
             for group in rx {
                 let jammed: Vec<Vec<u8>> = group.iter().map(jam_bytes).collect();
                 drop(group);

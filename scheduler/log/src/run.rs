@@ -59,6 +59,10 @@ pub enum LoggedError {
     /// reported instead of spinning).
     #[error("computations were outstanding but none could be settled")]
     Unsettled,
+    /// The logger thread stopped without appending everything or
+    /// reporting a failure (it panicked: a bug, contained).
+    #[error("the logger stopped before every event was durable")]
+    LoggerStopped,
     /// A resumed run was given the replay of another length of the log.
     #[error(
         "event log {path} holds {events} events, but the state given was replayed from {replayed}"
