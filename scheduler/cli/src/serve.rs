@@ -26,10 +26,13 @@
 //!   logged, run and written, the node closes cleanly, and the command
 //!   fails with the message;
 //! - reading and parsing happen on their own thread, bounded by a queue
-//!   of [`QUEUE`] events, so memory does not grow with the input's rate.
+//!   of [`QUEUE`] events and [`QUEUE_BYTES`] bytes of input, and each
+//!   durable append takes at most `--group` events and [`GROUP_BYTES`]
+//!   bytes, so memory does not grow with the input's rate or frame sizes.
 
 use std::io::{BufRead, Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex};
 
 use spectree::noun::{cue_bytes, jam_bytes, parse, to_text_within, Atom, Noun};
 use spectree::{Committed, NounState, Outcome};
@@ -39,9 +42,46 @@ use thiserror::Error;
 /// Events parsed ahead of the node, at most.
 pub const QUEUE: usize = 4096;
 
+/// Bytes of input (lines or frames) parsed ahead of the node and not yet
+/// served, at most (one event larger than this still passes, alone).
+pub const QUEUE_BYTES: usize = 256 << 20;
+
+/// Bytes of input per durable append, at most (a group is also cut at
+/// `--group` events).
+pub const GROUP_BYTES: usize = 64 << 20;
+
+/// The bytes of input waiting for the node: the reader takes before it
+/// queues an event, the node gives back once the event is served.
+struct Budget {
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Budget {
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait until `n` more bytes fit (or nothing is waiting).
+    fn take(&self, n: usize) {
+        let mut used = self.lock();
+        while *used > 0 && used.saturating_add(n) > QUEUE_BYTES {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += n;
+    }
+
+    fn give(&self, n: usize) {
+        let mut used = self.lock();
+        *used = used.saturating_sub(n);
+        self.freed.notify_all();
+    }
+}
+
 /// What the reader hands the node.
 enum Input {
-    Event(Noun),
+    /// An event and the bytes of input it came from.
+    Event(Noun, usize),
     /// Unusable input that was skipped (the message says where).
     Skipped(String),
     /// Input after which reading cannot go on.
@@ -81,13 +121,19 @@ fn spawn_reader(
     input: Box<dyn Read + Send>,
     format: Format,
     max_frame: usize,
+    budget: Arc<Budget>,
 ) -> std::io::Result<Receiver<Input>> {
     let (tx, rx) = sync_channel(QUEUE);
     std::thread::Builder::new()
         .name("spectree-serve-input".into())
         .spawn(move || {
             let mut input = std::io::BufReader::with_capacity(1 << 16, input);
-            let send = |i: Input| tx.send(i).is_ok();
+            let send = |i: Input| {
+                if let Input::Event(_, n) = &i {
+                    budget.take(*n);
+                }
+                tx.send(i).is_ok()
+            };
             match format {
                 Format::Text => read_lines(&mut input, max_frame, send),
                 Format::Jam => read_frames(&mut input, max_frame, send),
@@ -129,7 +175,7 @@ fn read_lines(input: &mut impl BufRead, max: usize, send: impl Fn(Input) -> bool
                 Ok(text) if text.trim().is_empty() => None,
                 Ok(text) => match parse(text.trim()) {
                     Ok(noun) => {
-                        if !send(Input::Event(noun)) {
+                        if !send(Input::Event(noun, line.len())) {
                             return;
                         }
                         None
@@ -189,7 +235,7 @@ fn read_frames(input: &mut impl Read, max: usize, send: impl Fn(Input) -> bool) 
             Err(e) => return stop(format!("cannot read standard input: {e}")),
         }
         let sent = match cue_bytes(&body) {
-            Ok(noun) => send(Input::Event(noun)),
+            Ok(noun) => send(Input::Event(noun, body.len())),
             Err(e) => send(Input::Skipped(format!(
                 "frame {number} does not cue: {e}; skipped"
             ))),
@@ -299,7 +345,12 @@ pub fn serve(
         node.events()
     );
     let _ = messages.flush();
-    let inputs = spawn_reader(input, format, options.max_frame).map_err(ServeError::Thread)?;
+    let budget = Arc::new(Budget {
+        used: Mutex::new(0),
+        freed: Condvar::new(),
+    });
+    let inputs = spawn_reader(input, format, options.max_frame, budget.clone())
+        .map_err(ServeError::Thread)?;
     let group = options.group.max(1);
     let mut stopped = None;
     let mut ended = false;
@@ -307,6 +358,7 @@ pub fn serve(
         // Block for the first event, then take what is ready, up to a
         // group.
         let mut batch = Vec::new();
+        let mut bytes = 0usize;
         let mut next = inputs.recv().ok();
         loop {
             match next {
@@ -314,7 +366,10 @@ pub fn serve(
                     ended = true;
                     break;
                 }
-                Some(Input::Event(e)) => batch.push(e),
+                Some(Input::Event(e, n)) => {
+                    batch.push(e);
+                    bytes += n;
+                }
                 Some(Input::Skipped(m)) => {
                     let _ = writeln!(messages, "spectree serve: {m}");
                 }
@@ -323,7 +378,7 @@ pub fn serve(
                     break;
                 }
             }
-            if batch.len() >= group {
+            if batch.len() >= group || bytes >= GROUP_BYTES {
                 break;
             }
             next = match inputs.try_recv() {
@@ -339,8 +394,15 @@ pub fn serve(
                     failed = write_output(out, format, c.index, false, &c.outcome).err();
                 }
             })?;
+            budget.give(bytes);
             if let Some(e) = failed.or_else(|| out.flush().err()) {
                 return Err(ServeError::Output(e));
+            }
+            if let Some(e) = node.take_snapshot_failure() {
+                let _ = writeln!(
+                    messages,
+                    "spectree serve: warning: {e}; the events are logged, and recovery replays them from an older snapshot"
+                );
             }
         }
     }

@@ -148,6 +148,14 @@ pub enum Unresolved {
         /// The referenced event.
         event: u64,
     },
+    /// The reference's id is not the id of the request it names.
+    #[error("it names outcome id {logged}, but the event's request has id {request}")]
+    OtherId {
+        /// The id in the reference.
+        logged: u64,
+        /// The id of the referenced request.
+        request: u64,
+    },
     /// Recomputing gave another outcome than the one logged.
     #[error("the recomputed outcome ({found}) is not the logged one ({logged})")]
     Differs {
@@ -185,6 +193,12 @@ pub(crate) fn resolve(request: &Request, id: u64, by: &Noun) -> Result<Noun, Unr
     let Noun::Cell(c) = by else {
         return Err(Unresolved::Malformed);
     };
+    if request.id != id {
+        return Err(Unresolved::OtherId {
+            logged: id,
+            request: request.id,
+        });
+    }
     let kind = c.head().as_atom().and_then(|a| a.as_u64());
     let recompute = || {
         let limits = Limits::fuel(request.fuel).with_memory(request.memory);

@@ -99,6 +99,8 @@ pub struct Node {
     snapshot: u64,
     recovered_from: u64,
     every: u64,
+    /// The last snapshot write that failed, not yet reported.
+    snapshot_failure: Option<LogError>,
 }
 
 impl Node {
@@ -163,6 +165,7 @@ impl Node {
             state: recovered.state,
             log,
             every: config.log.snapshot_every,
+            snapshot_failure: None,
         })
     }
 
@@ -195,12 +198,14 @@ impl Node {
     /// one's output to `sink` in log order (numbered as the log numbers
     /// them); returns the first event's number.
     ///
+    /// A snapshot that fails to write does not fail the call (the events
+    /// are logged; recovery replays them from an older snapshot): it is
+    /// kept for [`take_snapshot_failure`](Self::take_snapshot_failure),
+    /// and the next group tries again.
+    ///
     /// # Errors
     /// [`NodeError::Log`] if the append fails: nothing of the group is
     /// then logged, run or delivered, and the node's state is unchanged.
-    /// A failed snapshot is reported too, after the group is delivered
-    /// (the events are logged; recovery replays them from an older
-    /// snapshot).
     ///
     /// # Panics
     /// If `sink` panics.
@@ -219,10 +224,18 @@ impl Node {
         self.state = state;
         let n = self.log.len();
         if self.every > 0 && n - self.snapshot >= self.every {
-            self.log.write_snapshot(n, &self.state.0)?;
-            self.snapshot = n;
+            match self.log.write_snapshot(n, &self.state.0) {
+                Ok(()) => self.snapshot = n,
+                Err(e) => self.snapshot_failure = Some(e),
+            }
         }
         Ok(first)
+    }
+
+    /// The last snapshot write that failed since this was last asked, if
+    /// any.
+    pub fn take_snapshot_failure(&mut self) -> Option<LogError> {
+        self.snapshot_failure.take()
     }
 
     /// Recompute the outputs of logged events `from..` (say, those a

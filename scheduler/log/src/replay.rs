@@ -124,22 +124,35 @@ where
 {
     let path = || log.path().to_path_buf();
     let total = log.len();
+    // Start at a snapshot at or before every event the replayed part
+    // refers to: moving the start earlier brings more references into
+    // the replayed part, so repeat until it stays put. Each pass scans
+    // only the events the last one added.
     let (newest, _) = log.latest_snapshot()?;
-    let newest = newest.map_or(0, |(n, _)| n);
-    // The oldest event the tail refers to, if before the newest snapshot.
-    let mut oldest = newest;
-    let mut at = newest;
-    while at < total {
-        let to = (at + 4096).min(total);
-        for (i, noun) in (at..).zip(log.read(at, to)?) {
-            if let Some(Ok((event, _, _))) = parse_reference(&noun) {
-                if event < i {
-                    oldest = oldest.min(event);
+    let mut start = newest.map_or(0, |(n, _)| n);
+    let mut scanned = total;
+    loop {
+        let mut oldest = start;
+        let mut at = start;
+        while at < scanned {
+            let to = (at + 4096).min(scanned);
+            for (i, noun) in (at..).zip(log.read(at, to)?) {
+                if let Some(Ok((event, _, _))) = parse_reference(&noun) {
+                    if event < i {
+                        oldest = oldest.min(event);
+                    }
                 }
             }
+            at = to;
         }
-        at = to;
+        scanned = start;
+        if oldest >= start {
+            break;
+        }
+        let (earlier, _) = log.snapshot_at_most(oldest)?;
+        start = earlier.map_or(0, |(n, _)| n);
     }
+    let oldest = start;
     let (snapshot, skipped) = log.snapshot_at_most(oldest)?;
     let Some((from, noun)) = snapshot else {
         return Err(LoggedError::NoSnapshot { path: path() });

@@ -384,26 +384,25 @@ where
     let stopped = || stopping.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
     let by_reference = computations.by_reference;
     let computations = RefCell::new(computations);
-    // Per request id, the events that asked (in order): a reference names
-    // the event whose effects hold its request.
-    let askers: RefCell<HashMap<u64, VecDeque<u64>>> = RefCell::new(HashMap::new());
+    // By reference, each request goes to the supervisor under a key of
+    // its own (callers' ids may repeat, and outcomes come in any order),
+    // mapped back to its id and the event that asked: a reference names
+    // that event.
+    let askers: RefCell<HashMap<u64, (u64, u64)>> = RefCell::new(HashMap::new());
+    let next_key = std::cell::Cell::new(0u64);
     // An outcome as (log form, event).
-    let settle = |id: u64, done: Done| -> (Noun, Event<S>) {
-        let (explicit, event) = (computations.borrow_mut().outcome)(done.event(id));
-        let asker = by_reference
-            .then(|| {
-                let mut askers = askers.borrow_mut();
-                let queue = askers.get_mut(&id)?;
-                let n = queue.pop_front();
-                if queue.is_empty() {
-                    askers.remove(&id);
-                }
-                n
-            })
-            .flatten();
+    let settle = |key: u64, done: Done| -> (Noun, Event<S>) {
+        let asker = if by_reference {
+            askers.borrow_mut().remove(&key)
+        } else {
+            None
+        };
         match asker {
-            Some(n) => (done.reference(n, id), event),
-            None => (explicit, event),
+            Some((id, n)) => {
+                let (_, event) = (computations.borrow_mut().outcome)(done.event(id));
+                (done.reference(n, id), event)
+            }
+            None => (computations.borrow_mut().outcome)(done.event(key)),
         }
     };
     let start = log.len();
@@ -465,13 +464,12 @@ where
             };
             let index = c.index;
             if let Ok(effects) = &c.outcome {
-                if let Some(r) = (computations.borrow_mut().requests)(index, effects) {
+                if let Some(mut r) = (computations.borrow_mut().requests)(index, effects) {
                     if by_reference {
-                        askers
-                            .borrow_mut()
-                            .entry(r.id)
-                            .or_default()
-                            .push_back(index);
+                        let key = next_key.get();
+                        next_key.set(key + 1);
+                        askers.borrow_mut().insert(key, (r.id, index));
+                        r.id = key;
                     }
                     supervisor.borrow_mut().submit(r);
                 }

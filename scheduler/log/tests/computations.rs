@@ -437,3 +437,82 @@ fn outcomes_by_reference_are_recomputed_on_replay_and_save_the_log_their_size() 
     drop(log);
     std::fs::remove_dir_all(&base).ok();
 }
+
+/// Every request has id 7, and earlier requests run longer (decrements
+/// of shrinking atoms): outcomes come back out of order under one id.
+fn same_id_requests(index: u64, effects: &Noun) -> Option<Request> {
+    let Noun::Cell(c) = effects else { return None };
+    if c.head() != &cord("req") {
+        return None;
+    }
+    Some(Request {
+        id: 7,
+        subject: Noun::atom(40_000u64.saturating_sub(index * 90) + 10),
+        formula: DEC.parse().unwrap(),
+        fuel: u64::MAX,
+        memory: spectree::noun::nock::DEFAULT_MEMORY,
+        timeout: Duration::from_secs(60),
+    })
+}
+
+#[test]
+fn references_survive_repeated_ids_and_snapshots_between_request_and_outcome() {
+    use spectree_log::replay_with_computations;
+    let dir = std::env::temp_dir().join(format!("spectree-byref-ids-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = EventLog::create(&dir, "copying test", &Noun::ZERO).unwrap();
+    let processor = Processor::<NounState>::builder(RegionMap::depth(1).unwrap())
+        .kernel(copying_kernel())
+        .threads(2)
+        .build()
+        .unwrap();
+    let (live, _) = run_with_computations(
+        &processor,
+        &log,
+        NounState(Noun::ZERO),
+        copying_events(400)
+            .into_iter()
+            .map(|e| (e.clone(), Event::Nock(e))),
+        LogPolicy {
+            group: 8,
+            snapshot_every: 16,
+        },
+        &mut Computations {
+            requests: same_id_requests,
+            outcome: |n: Noun| (n.clone(), Event::Nock(n)),
+            concurrency: 3,
+            by_reference: true,
+            shutdown: None,
+        },
+        |_| {},
+    )
+    .unwrap();
+    // References point back across snapshots (every 16 events).
+    let logged = log.read(0, log.len()).unwrap();
+    let mut spans = Vec::new();
+    for (i, e) in logged.iter().enumerate() {
+        if let Noun::Cell(c) = e {
+            if c.head() == &spectree_log::reference_tag() {
+                let asked = spectree::noun::slot(&Axis::new(2).unwrap(), c.tail())
+                    .unwrap()
+                    .as_atom()
+                    .unwrap()
+                    .as_u64()
+                    .unwrap();
+                spans.push(i as u64 - asked);
+            }
+        }
+    }
+    assert_eq!(spans.len(), 40);
+    assert!(
+        spans.iter().any(|&s| s > 32),
+        "no outcome came back across a snapshot: {spans:?}"
+    );
+    drop(log);
+    let log = EventLog::open_read_only(&dir).unwrap();
+    let decode = |n: &Noun| Ok::<_, std::convert::Infallible>(Event::Nock(n.clone()));
+    let again = replay_with_computations(&processor, &log, decode, same_id_requests).unwrap();
+    assert_eq!(again.state, live);
+    drop(log);
+    std::fs::remove_dir_all(&dir).ok();
+}
