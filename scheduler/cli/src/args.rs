@@ -55,6 +55,24 @@ pub struct ServeArgs {
     /// events logged but perhaps never written).
     #[arg(long, value_name = "N")]
     pub outputs_from: Option<u64>,
+    /// Keep the log on NATS JetStream at URL (comma-separated servers)
+    /// instead of in DIR; DIR is then the node's name (letters, digits, `-`,
+    /// `_`), naming its stream and snapshot store.
+    #[arg(long, value_name = "URL")]
+    pub jetstream: Option<String>,
+    /// With --jetstream: replicas of a stream this node creates.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// With --jetstream: follow the writer instead of writing: apply every
+    /// event it appends; stdin takes queries (`peek AXIS`, `mug`) answered
+    /// on stdout from the latest state, never touching the log.
+    #[arg(long, conflicts_with = "take_over")]
+    pub follow: bool,
+    /// With --jetstream: become the writer of a stream that already holds
+    /// events (after applying them all); a writer it replaces is refused at
+    /// its next append.
+    #[arg(long)]
+    pub take_over: bool,
     /// Largest input frame or line, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_frame: usize,

@@ -528,7 +528,42 @@ fn serve_command(args: &crate::args::ServeArgs, out: &mut dyn Write) -> Result<(
     config.processor.fuel = args.fuel;
     config.processor.memory = args.memory;
     config.log.snapshot_every = args.snapshot_every;
-    let node = Node::open(&args.dir, kernel, regions, state, config).map_err(|e| {
+    if (args.follow || args.take_over) && args.jetstream.is_none() {
+        return Err(usage(
+            "--follow and --take-over need --jetstream URL".into(),
+        ));
+    }
+    let opened = match &args.jetstream {
+        None => Node::open(&args.dir, kernel, regions, state, config),
+        Some(url) => {
+            use spectree_log::{kernel_identity, JetStreamConfig, JetStreamLog, LogBackend};
+            let mut js = JetStreamConfig::new(url, &args.dir.to_string_lossy());
+            js.replicas = args.replicas;
+            if args.follow {
+                let log = JetStreamLog::open(&js).map_err(|e| failed(e.to_string()))?;
+                return crate::serve::follow(&log, kernel, regions, config, out)
+                    .map_err(|e| failed(e.to_string()));
+            }
+            let log = JetStreamLog::create_or_open(
+                &js,
+                &kernel_identity(&kernel),
+                &state.clone().unwrap_or(Noun::ZERO),
+            )
+            .map_err(|e| match e {
+                LogError::OtherWriter { .. } => usage(e.to_string()),
+                e => failed(e.to_string()),
+            })?;
+            if !log.is_empty() && !args.take_over {
+                return Err(usage(format!(
+                    "{}: the stream holds {} events; pass --take-over to continue it as its writer (any other writer is then refused)",
+                    log.path().display(),
+                    log.len()
+                )));
+            }
+            Node::with_log(Box::new(log), kernel, regions, config)
+        }
+    };
+    let node = opened.map_err(|e| {
         let code = match &e {
             NodeError::Log(LogError::Locked { .. })
             | NodeError::OtherKernel { .. }

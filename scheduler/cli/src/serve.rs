@@ -412,3 +412,80 @@ pub fn serve(
         None => Ok(()),
     }
 }
+
+/// Follow the writer of `log`: apply every event it appends (polling the
+/// stream), and answer queries from stdin on `out` from the latest state:
+/// `peek AXIS` (the subtree at AXIS, or `peek AXIS error ...`) and `mug`,
+/// each answered as `N peek AXIS NOUN` / `N mug 0xMUG`, `N` the events
+/// applied. Ends when stdin ends. Never writes to the log.
+///
+/// # Errors
+/// The log's and processor's failures, or an output failure.
+pub fn follow(
+    log: &dyn spectree_log::LogBackend,
+    kernel: Noun,
+    regions: spectree::stm::RegionMap,
+    config: spectree_log::NodeConfig,
+    out: &mut dyn Write,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use spectree::Event;
+    let processor = spectree::Processor::<NounState>::builder(regions)
+        .config(config.processor.clone())
+        .kernel(kernel)
+        .build()?;
+    let decode = |n: &Noun| Ok::<_, std::convert::Infallible>(Event::nock(n.clone()));
+    let mut follower = spectree_log::Follower::start(&processor, log, decode)?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "spectree serve: following {}; applied {} events",
+        log.path().display(),
+        follower.applied()
+    );
+    let (tx, queries) = std::sync::mpsc::channel::<String>();
+    std::thread::Builder::new()
+        .name("spectree-follow-queries".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        })?;
+    loop {
+        follower.catch_up(&processor, log, decode)?;
+        let query = match queries.recv_timeout(std::time::Duration::from_millis(50)) {
+            Ok(q) => q,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        // Answer from everything the writer has appended so far.
+        let n = follower.catch_up(&processor, log, decode)?;
+        let state = &follower.state().0;
+        let words: Vec<&str> = query.split_whitespace().collect();
+        match words.as_slice() {
+            [] => continue,
+            ["mug"] => writeln!(out, "{n} mug {:#x}", state.mug())?,
+            ["peek", axis] => {
+                let answer = axis
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(spectree::noun::Axis::new)
+                    .ok_or_else(|| format!("{axis:?} is not an axis (1, 2, 3, ...)"))
+                    .and_then(|a| {
+                        spectree::noun::slot(&a, state)
+                            .map_err(|e| e.to_string())
+                            .and_then(|noun| {
+                                to_text_within(noun, MAX_OUTPUT_TEXT)
+                                    .ok_or_else(|| "too large as text".to_string())
+                            })
+                    });
+                match answer {
+                    Ok(text) => writeln!(out, "{n} peek {axis} {text}")?,
+                    Err(e) => writeln!(out, "{n} peek {axis} error {e}")?,
+                }
+            }
+            _ => writeln!(out, "{n} error unknown query {query:?} (peek AXIS, mug)")?,
+        }
+        out.flush()?;
+    }
+}

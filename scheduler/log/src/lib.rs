@@ -2,6 +2,8 @@
 //!
 //! | item | module | what it is |
 //! |---|---|---|
+//! | [`LogBackend`] | `backend` | what every event log offers: durable numbered appends, checked reads, snapshots; one writer |
+//! | `JetStreamLog`, `JetStreamConfig` (feature `jetstream`) | `jetstream` | the log on a replicated NATS JetStream stream, snapshots in its object store; one writer by expected-last-sequence |
 //! | [`EventLog`], [`LogError`], [`FORMAT`] | `store` | events and snapshots in a redb database, sealed, versioned, one writer at a time |
 //! | (private) `ReadOnlyFile` | `overlay` | how a reader opens the store without ever writing the file |
 //! | [`run_logged`], [`resume_logged`], [`LogPolicy`], [`LoggedError`] | `run` | running a processor while its events are logged durably (outputs released only once durable), from the start or continuing a log |
@@ -9,6 +11,7 @@
 //! | [`run_with_computations`], [`Computations`] | `run` | the same, with asynchronous computations whose outcomes become events |
 //! | [`Supervisor`], [`Request`], [`Done`] | `computations` | asynchronous computations: bounded threads, deadlines, exactly one outcome each |
 //! | [`replay`], [`replay_with_computations`], [`Replayed`] | `replay` | replaying a log from its newest intact snapshot, recomputing outcomes logged by reference |
+//! | [`Follower`] | `follow` | a replica of a log's state, applying what the writer appends |
 //! | [`Node`], [`NodeConfig`], [`NodeError`] | `node` | a kernel's state over a log, from open (recovery) through submitted events to close |
 //!
 //! ```
@@ -37,7 +40,11 @@
 #![warn(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+mod backend;
 mod computations;
+mod follow;
+#[cfg(feature = "jetstream")]
+mod jetstream;
 mod node;
 mod overlay;
 mod pipeline;
@@ -45,7 +52,11 @@ mod replay;
 mod run;
 mod store;
 
+pub use backend::LogBackend;
 pub use computations::{async_tag, reference_tag, Done, Request, Supervisor, Unresolved};
+pub use follow::Follower;
+#[cfg(feature = "jetstream")]
+pub use jetstream::{JetStreamConfig, JetStreamLog};
 pub use node::{Node, NodeConfig, NodeError};
 pub use replay::{replay, replay_with_computations, Replayed};
 pub use run::{

@@ -27,6 +27,7 @@ use spectree::stm::RegionMap;
 use spectree::{BuildError, Committed, Config, Event, NounState, Processor};
 use thiserror::Error;
 
+use crate::backend::LogBackend;
 use crate::replay::replay;
 use crate::run::{LogPolicy, LoggedError};
 use crate::store::{kernel_identity, EventLog, LogError, FILE};
@@ -93,7 +94,8 @@ pub struct NodeConfig {
 #[derive(Debug)]
 pub struct Node {
     processor: Processor<NounState>,
-    log: EventLog,
+    log: Box<dyn LogBackend>,
+    unclean: bool,
     state: NounState,
     /// Events covered by the newest snapshot written (or recovered from).
     snapshot: u64,
@@ -155,7 +157,45 @@ impl Node {
         } else {
             EventLog::create_for_kernel(dir, &kernel, &initial.unwrap_or(Noun::ZERO))?
         };
-        let recovered = replay(&processor, &log, |e| {
+        let unclean = log.recovered();
+        Self::recover(processor, Box::new(log), unclean, config)
+    }
+
+    /// A node for `kernel` on `log`, any [`LogBackend`] (made or opened by
+    /// the caller, as this node's only writer), recovered from it.
+    ///
+    /// # Errors
+    /// [`NodeError::OtherKernel`] if the log's identity is not this
+    /// kernel's; [`NodeError::Build`] for a bad configuration; the log's
+    /// errors while recovering.
+    pub fn with_log(
+        log: Box<dyn LogBackend>,
+        kernel: Noun,
+        regions: RegionMap,
+        config: NodeConfig,
+    ) -> Result<Node, NodeError> {
+        let identity = kernel_identity(&kernel);
+        if log.identity() != identity {
+            return Err(NodeError::OtherKernel {
+                path: log.path().to_path_buf(),
+                log: log.identity().to_string(),
+                kernel: identity,
+            });
+        }
+        let processor = Processor::builder(regions)
+            .config(config.processor.clone())
+            .kernel(kernel)
+            .build()?;
+        Self::recover(processor, log, false, config)
+    }
+
+    fn recover(
+        processor: Processor<NounState>,
+        log: Box<dyn LogBackend>,
+        unclean: bool,
+        config: NodeConfig,
+    ) -> Result<Node, NodeError> {
+        let recovered = replay(&processor, &*log, |e| {
             Ok::<_, std::convert::Infallible>(Event::nock(e.clone()))
         })?;
         Ok(Node {
@@ -164,6 +204,7 @@ impl Node {
             recovered_from: recovered.from_snapshot,
             state: recovered.state,
             log,
+            unclean,
             every: config.log.snapshot_every,
             snapshot_failure: None,
         })
@@ -186,7 +227,7 @@ impl Node {
 
     /// Whether the log was left open by a writer that stopped abruptly.
     pub fn recovered_unclean(&self) -> bool {
-        self.log.recovered()
+        self.unclean
     }
 
     /// The log's file.

@@ -22,8 +22,9 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use spectree::noun::{jam_bytes, Noun};
 
+use crate::backend::LogBackend;
 use crate::run::LoggedError;
-use crate::store::{EventLog, LogError};
+use crate::store::LogError;
 
 /// Groups that may wait for the logger while it appends another.
 pub(crate) const QUEUED: usize = 2;
@@ -103,7 +104,7 @@ impl Durable {
 /// appended in order; dropping the sender ends it once they are.
 pub(crate) fn spawn_logger<'scope, 'env>(
     scope: &'scope Scope<'scope, 'env>,
-    log: &'env EventLog,
+    log: &'env dyn LogBackend,
     durable: &'env Durable,
 ) -> std::io::Result<(SyncSender<Vec<Noun>>, ScopedJoinHandle<'scope, ()>)> {
     let (tx, rx) = sync_channel::<Vec<Noun>>(QUEUED);

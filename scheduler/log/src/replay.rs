@@ -3,7 +3,7 @@
 //!
 //! Invariant: replay of a log gives the state the writing run committed
 //! after the same events, and (opened with
-//! [`EventLog::open_read_only`]) changes nothing on disk.
+//! [`EventLog::open_read_only`](crate::EventLog::open_read_only)) changes nothing on disk.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -11,9 +11,10 @@ use std::collections::{HashMap, VecDeque};
 use spectree::noun::Noun;
 use spectree::{Backend, Event, Processor};
 
+use crate::backend::LogBackend;
 use crate::computations::{parse_reference, resolve, Request, Unresolved};
 use crate::run::LoggedError;
-use crate::store::{EventLog, LogError};
+use crate::store::LogError;
 
 /// What a replay found.
 #[derive(Debug)]
@@ -30,7 +31,7 @@ pub struct Replayed<S> {
 
 /// Replay `log` with `processor` from its newest intact snapshot,
 /// decoding events with `decode`. Open the log with
-/// [`EventLog::open_read_only`] so that replay changes nothing.
+/// [`EventLog::open_read_only`](crate::EventLog::open_read_only) so that replay changes nothing.
 ///
 /// # Errors
 /// [`LoggedError::Log`] for a damaged event or a failing store;
@@ -38,7 +39,7 @@ pub struct Replayed<S> {
 /// [`LoggedError::Decode`] when an event does not decode.
 pub fn replay<S: Backend, E>(
     processor: &Processor<S>,
-    log: &EventLog,
+    log: &dyn LogBackend,
     decode: impl Fn(&Noun) -> Result<Event<S>, E>,
 ) -> Result<Replayed<S>, LoggedError>
 where
@@ -115,7 +116,7 @@ where
 /// tampered log, or a kernel or interpreter that changed).
 pub fn replay_with_computations<S: Backend, E>(
     processor: &Processor<S>,
-    log: &EventLog,
+    log: &dyn LogBackend,
     decode: impl Fn(&Noun) -> Result<Event<S>, E>,
     mut requests: impl FnMut(u64, &Noun) -> Option<Request>,
 ) -> Result<Replayed<S>, LoggedError>

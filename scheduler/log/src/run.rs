@@ -17,10 +17,11 @@ use spectree::noun::Noun;
 use spectree::{Backend, Committed, Event, Metrics, Processor, States};
 use thiserror::Error;
 
+use crate::backend::LogBackend;
 use crate::computations::{Done, Request, Supervisor};
 use crate::pipeline::{spawn_logger, Durable};
 use crate::replay::Replayed;
-use crate::store::{EventLog, LogError};
+use crate::store::LogError;
 
 /// Why a logged run or a replay failed.
 #[derive(Debug, Error)]
@@ -197,7 +198,7 @@ fn snapshot_states(offset: u64, every: u64) -> States {
 
 /// Run `events` (each with its log form) through `processor`, logging
 /// them durably first, into a log just made by
-/// [`EventLog::create`] from `state`. Snapshots are written by a
+/// [`EventLog::create`](crate::EventLog::create) from `state`. Snapshots are written by a
 /// background thread, so taking one does not stop processing (the state is
 /// persistent: the clone is consistent).
 ///
@@ -213,7 +214,7 @@ fn snapshot_states(offset: u64, every: u64) -> States {
 /// If `sink` panics (the snapshot writer is stopped first).
 pub fn run_logged<S: Backend>(
     processor: &Processor<S>,
-    log: &EventLog,
+    log: &dyn LogBackend,
     state: S,
     events: impl IntoIterator<Item = (Noun, Event<S>)>,
     policy: LogPolicy,
@@ -290,7 +291,7 @@ pub struct Computations<R, O> {
 /// cannot start.
 pub fn run_with_computations<S, R, O>(
     processor: &Processor<S>,
-    log: &EventLog,
+    log: &dyn LogBackend,
     state: S,
     events: impl IntoIterator<Item = (Noun, Event<S>)>,
     policy: LogPolicy,
@@ -333,7 +334,7 @@ where
 /// `recovered` replayed (nothing is written); otherwise as [`run_logged`].
 pub fn resume_logged<S: Backend>(
     processor: &Processor<S>,
-    log: &EventLog,
+    log: &dyn LogBackend,
     recovered: Replayed<S>,
     events: impl IntoIterator<Item = (Noun, Event<S>)>,
     policy: LogPolicy,
@@ -361,7 +362,7 @@ pub fn resume_logged<S: Backend>(
 /// has been made.
 fn logged<S, R, O>(
     processor: &Processor<S>,
-    log: &EventLog,
+    log: &dyn LogBackend,
     state: S,
     events: impl IntoIterator<Item = (Noun, Event<S>)>,
     policy: LogPolicy,

@@ -196,6 +196,47 @@ pub enum LogError {
         /// Its jammed size.
         bytes: usize,
     },
+    /// No server of a remote log answers.
+    #[error("event log {path}: no server answers: {message}")]
+    Unreachable {
+        /// The servers and stream.
+        path: PathBuf,
+        /// What the client reported.
+        message: String,
+    },
+    /// A remote log's server failed or refused a request.
+    #[error("event log {path}: {message}")]
+    Remote {
+        /// The servers and stream.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The remote log's stream does not exist.
+    #[error("event log {path}: the stream does not exist")]
+    StreamMissing {
+        /// The servers and stream.
+        path: PathBuf,
+    },
+    /// Another writer appended to the log since this one last did (or
+    /// since it opened it): this writer is deposed.
+    #[error("event log {path}: another writer has appended since this writer's last message (sequence {expected}); this writer is deposed")]
+    Conflict {
+        /// The servers and stream.
+        path: PathBuf,
+        /// The stream sequence this writer expected to be last.
+        expected: u64,
+    },
+    /// The log was written by another writer identity.
+    #[error("event log {path} was written by {found:?}, not {wanted:?}")]
+    OtherWriter {
+        /// The log.
+        path: PathBuf,
+        /// Its identity.
+        found: String,
+        /// The identity asked for.
+        wanted: String,
+    },
     /// A record (or the header) is damaged.
     #[error("event log {path}: {table} record {index} is corrupt: {why}")]
     Corrupt {
@@ -214,7 +255,7 @@ pub enum LogError {
 /// FNV-1a, 64 bits, over a record's log key, number and bytes: detects
 /// flipped bits, truncation, a record found under the wrong number, and a
 /// record that was not written under this log's header.
-fn checksum(key: u64, index: u64, bytes: &[u8]) -> u64 {
+pub(crate) fn checksum(key: u64, index: u64, bytes: &[u8]) -> u64 {
     key.to_le_bytes()
         .iter()
         .chain(&index.to_le_bytes())
@@ -225,11 +266,11 @@ fn checksum(key: u64, index: u64, bytes: &[u8]) -> u64 {
 }
 
 /// The key of a log: a digest of its header entries.
-fn log_key(format: u64, identity: &str) -> u64 {
+pub(crate) fn log_key(format: u64, identity: &str) -> u64 {
     checksum(0x5eed, format, identity.as_bytes())
 }
 
-fn seal(key: u64, index: u64, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn seal(key: u64, index: u64, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(payload.len() + 8);
     v.extend_from_slice(&checksum(key, index, payload).to_le_bytes());
     v.extend_from_slice(payload);
@@ -238,7 +279,7 @@ fn seal(key: u64, index: u64, payload: &[u8]) -> Vec<u8> {
 
 /// A batch as stored: its record count, then each record's length and
 /// bytes (lengths and count as little-endian `u32`).
-fn frame(records: impl ExactSizeIterator<Item = Vec<u8>>) -> Vec<u8> {
+pub(crate) fn frame(records: impl ExactSizeIterator<Item = Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
     for r in records {
@@ -250,7 +291,7 @@ fn frame(records: impl ExactSizeIterator<Item = Vec<u8>>) -> Vec<u8> {
 
 /// The records of a stored batch, or [`Corruption::Framing`] if its count
 /// and lengths do not exactly cover its bytes.
-fn unframe(bytes: &[u8]) -> Result<Vec<&[u8]>, Corruption> {
+pub(crate) fn unframe(bytes: &[u8]) -> Result<Vec<&[u8]>, Corruption> {
     fn word(bytes: &[u8]) -> Option<(usize, &[u8])> {
         let (w, rest) = bytes.split_first_chunk::<4>()?;
         Some((u32::from_le_bytes(*w) as usize, rest))
@@ -277,7 +318,7 @@ fn unframe(bytes: &[u8]) -> Result<Vec<&[u8]>, Corruption> {
     Ok(records)
 }
 
-fn unseal(key: u64, index: u64, record: &[u8]) -> Result<&[u8], Corruption> {
+pub(crate) fn unseal(key: u64, index: u64, record: &[u8]) -> Result<&[u8], Corruption> {
     if record.len() < 8 {
         return Err(Corruption::Short { len: record.len() });
     }
@@ -943,7 +984,7 @@ impl Store {
 }
 
 /// A snapshot as stored: `[mug state]`.
-fn snapshot_record(state: &Noun) -> Noun {
+pub(crate) fn snapshot_record(state: &Noun) -> Noun {
     Noun::cell(Noun::atom(u64::from(state.mug())), state.clone())
 }
 
