@@ -541,6 +541,14 @@ fn serve_command(args: &crate::args::ServeArgs, out: &mut dyn Write) -> Result<(
             js.replicas = args.replicas;
             if args.follow {
                 let log = JetStreamLog::open(&js).map_err(|e| failed(e.to_string()))?;
+                if log.identity() != kernel_identity(&kernel) {
+                    return Err(usage(format!(
+                        "{}: the stream was written by {:?}, not by this kernel ({})",
+                        log.path().display(),
+                        log.identity(),
+                        kernel_identity(&kernel)
+                    )));
+                }
                 return crate::serve::follow(&log, kernel, regions, config, out)
                     .map_err(|e| failed(e.to_string()));
             }
@@ -559,6 +567,11 @@ fn serve_command(args: &crate::args::ServeArgs, out: &mut dyn Write) -> Result<(
                     log.path().display(),
                     log.len()
                 )));
+            }
+            if args.take_over {
+                // Claim the stream before recovering: the writer replaced
+                // is refused from its next append on.
+                log.fence().map_err(|e| failed(e.to_string()))?;
             }
             Node::with_log(Box::new(log), kernel, regions, config)
         }

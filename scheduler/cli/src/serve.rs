@@ -451,8 +451,23 @@ pub fn follow(
                 }
             }
         })?;
+    // A read that fails while the stream is between leaders (a server
+    // died) is retried for up to 30 s before the follower gives up.
+    let mut failing_since: Option<std::time::Instant> = None;
     loop {
-        follower.catch_up(&processor, log, decode)?;
+        match follower.catch_up(&processor, log, decode) {
+            Ok(_) => failing_since = None,
+            Err(spectree_log::LoggedError::Log(e @ spectree_log::LogError::Remote { .. })) => {
+                let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > std::time::Duration::from_secs(30) {
+                    return Err(e.into());
+                }
+                let _ = writeln!(std::io::stderr(), "spectree serve: retrying: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
         let query = match queries.recv_timeout(std::time::Duration::from_millis(50)) {
             Ok(q) => q,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,

@@ -40,7 +40,10 @@ pub trait LogBackend: Send + Sync + std::fmt::Debug {
     /// first.
     ///
     /// # Errors
-    /// The log's failure; nothing of the batch is then acknowledged.
+    /// The log's failure. Nothing of the batch is then acknowledged; a log
+    /// that cannot append atomically (a remote log splitting a large batch
+    /// into messages) may hold a prefix of it, and refuses further appends
+    /// ([`LogError::Poisoned`]) until refreshed.
     fn append_jammed(&self, events: &[Vec<u8>]) -> Result<u64, LogError>;
 
     /// [`append_jammed`](Self::append_jammed) of nouns.

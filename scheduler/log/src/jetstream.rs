@@ -10,9 +10,12 @@
 //!   number. Batches follow each other without gaps: a batch starts where
 //!   the one before ends, and each record's seal covers the log's digest
 //!   and its number, so damage, gaps and foreign records are named.
-//! - object store `SPECTREE_NAME_SNAPSHOTS`: object `snapshot-N` holds the
-//!   sealed `[mug state]` after the first `N` events (`snapshot-0` the
-//!   initial state).
+//! - object store `SPECTREE_NAME_SNAPSHOTS`: object `snapshot-KEY-N` holds
+//!   the sealed `[mug state]` after the first `N` events (`KEY` the log's
+//!   digest; `snapshot-KEY-0` the initial state). It is made, with
+//!   snapshot 0, before the header: the header is creation's commit point.
+//! - a message with a `Spectree-Fence` header and no payload holds no
+//!   events: a new writer's claim ([`JetStreamLog::fence`]).
 //!
 //! Invariants:
 //! - **One writer.** Every append is published with
@@ -22,7 +25,12 @@
 //!   next append, and never interleaves with the new one.
 //! - **Acknowledged means replicated.** An append returns only after the
 //!   server acknowledged every message of it (a stream with `R` replicas
-//!   acknowledges once a quorum stored it).
+//!   acknowledges once a quorum stored it). An append that fails may have
+//!   left a prefix of its messages in the stream (or stored one whose
+//!   acknowledgement timed out): the log then refuses appends and
+//!   snapshots ([`LogError::Poisoned`]) until [`LogBackend::refresh`]
+//!   reads the stream's true end, so no state is ever sealed against a log
+//!   it does not match.
 //! - **Nothing silent.** An unreachable server, a missing stream, a
 //!   conflict, a gap, a damaged record and a snapshot whose mug does not
 //!   match are each a [`LogError`] naming the server and stream.
@@ -49,6 +57,9 @@ const MESSAGE_BYTES: usize = 768 << 10;
 const FIRST: &str = "Spectree-First";
 const FORMAT_HEADER: &str = "Spectree-Format";
 const IDENTITY: &str = "Spectree-Identity";
+/// Marks a message that holds no events: a new writer's claim on the
+/// stream (see [`JetStreamLog::fence`]).
+const FENCE: &str = "Spectree-Fence";
 
 /// Where the log ends: its length and the stream sequence of its last
 /// message.
@@ -69,6 +80,13 @@ pub struct JetStreamLog {
     identity: String,
     key: u64,
     tail: Mutex<Tail>,
+    timeout: Duration,
+    /// This writer's part of every message id (see [`publish`]).
+    nonce: String,
+    /// Why appends are refused until the next refresh: an append failed,
+    /// perhaps part-way (an append of several messages), so this writer's
+    /// idea of the log may be wrong.
+    poisoned: Mutex<Option<String>>,
     /// Batch boundaries found so far: first event -> stream sequence.
     index: Mutex<std::collections::BTreeMap<u64, u64>>,
 }
@@ -205,11 +223,11 @@ impl JetStreamLog {
                     _ => return Err(err(format!("cannot read stream {stream}: {e}"))),
                 },
             };
-            let identity = match (existing, create) {
-                (Some(s), _) => header(&s, &path).await?,
+            let mut s = match (existing, create) {
+                (Some(s), _) => s,
                 (None, None) => return Err(LogError::StreamMissing { path: path.clone() }),
-                (None, Some((identity, initial))) => {
-                    js.create_stream(stream::Config {
+                (None, Some(_)) => js
+                    .get_or_create_stream(stream::Config {
                         name: stream.clone(),
                         subjects: vec![subject.clone()],
                         num_replicas: config.replicas,
@@ -217,7 +235,36 @@ impl JetStreamLog {
                         ..Default::default()
                     })
                     .await
-                    .map_err(|e| err(format!("cannot create stream {stream}: {e}")))?;
+                    .map_err(|e| err(format!("cannot create stream {stream}: {e}")))?,
+            };
+            let empty = s
+                .info()
+                .await
+                .map_err(|e| err(format!("cannot read stream {stream}: {e}")))?
+                .state
+                .last_sequence
+                == 0;
+            // The header is the commit point of creation: the snapshot
+            // store and snapshot 0 are made first, so a creator that dies
+            // half-way leaves a stream without a header, which the next
+            // creator completes (and a reader calls missing).
+            let identity = match (empty, create) {
+                (false, _) => header(&s, &path).await?,
+                (true, None) => return Err(LogError::StreamMissing { path: path.clone() }),
+                (true, Some((identity, initial))) => {
+                    let store = match js.get_object_store(&bucket).await {
+                        Ok(store) => store,
+                        Err(_) => js
+                            .create_object_store(object_store::Config {
+                                bucket: bucket.clone(),
+                                num_replicas: config.replicas,
+                                ..Default::default()
+                            })
+                            .await
+                            .map_err(|e| err(format!("cannot create {bucket}: {e}")))?,
+                    };
+                    let key = log_key(FORMAT, identity);
+                    put_snapshot(&store, key, 0, initial, &path, config.timeout).await?;
                     let published = js
                         .send_publish(
                             subject.clone(),
@@ -232,28 +279,12 @@ impl JetStreamLog {
                         Err(e) => Err(e),
                     };
                     match acked {
-                        Ok(()) => {
-                            let store = js
-                                .create_object_store(object_store::Config {
-                                    bucket: bucket.clone(),
-                                    num_replicas: config.replicas,
-                                    ..Default::default()
-                                })
-                                .await
-                                .map_err(|e| err(format!("cannot create {bucket}: {e}")))?;
-                            let key = log_key(FORMAT, identity);
-                            put_snapshot(&store, key, 0, initial, &path).await?;
-                            identity.to_string()
-                        }
+                        Ok(()) => identity.to_string(),
                         // Someone else made it first: use theirs.
                         Err(e)
                             if e.kind()
                                 == jetstream::context::PublishErrorKind::WrongLastSequence =>
                         {
-                            let s = js
-                                .get_stream(&stream)
-                                .await
-                                .map_err(|e| err(format!("cannot read stream {stream}: {e}")))?;
                             header(&s, &path).await?
                         }
                         Err(e) => return Err(err(format!("cannot write the header: {e}"))),
@@ -285,10 +316,76 @@ impl JetStreamLog {
             identity,
             path,
             tail: Mutex::new(Tail { len: 0, last: 1 }),
+            timeout: config.timeout,
+            nonce: writer_nonce(),
+            poisoned: Mutex::new(None),
             index: Mutex::new(std::collections::BTreeMap::new()),
         };
         log.catch_up()?;
         Ok(log)
+    }
+
+    fn poisoned(&self) -> Option<LogError> {
+        self.poisoned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .map(|message| LogError::Poisoned {
+                path: self.path.clone(),
+                message,
+            })
+    }
+
+    fn poison(&self, e: &LogError) {
+        *self.poisoned.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+    }
+
+    /// Claim the stream for this writer now: append a message holding no
+    /// events, expecting the stream's end as last read. Any other writer's
+    /// next append is then refused ([`LogError::Conflict`]); so a writer
+    /// that takes over fences the one it replaces before it has anything
+    /// to append.
+    ///
+    /// # Errors
+    /// [`LogError::Conflict`] if another writer appended since this one
+    /// read the stream's end; [`LogError::Remote`] if the server fails.
+    pub fn fence(&self) -> Result<(), LogError> {
+        if let Some(e) = self.poisoned() {
+            return Err(e);
+        }
+        let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        let id = format!("{}-fence-{}", self.nonce, tail.last);
+        let message = || {
+            jetstream::message::PublishMessage::build()
+                .header(FIRST, tail.len.to_string().as_str())
+                .header(FENCE, "1")
+                .message_id(id.as_str())
+                .expected_last_sequence(tail.last)
+        };
+        let sent = self.runtime.block_on(publish(
+            &self.js,
+            &self.subject,
+            message,
+            self.timeout.saturating_mul(3),
+        ));
+        match sent {
+            Ok(ack) => {
+                tail.last = ack.sequence;
+                Ok(())
+            }
+            Err(e) => {
+                let e = if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence {
+                    LogError::Conflict {
+                        path: self.path.clone(),
+                        expected: tail.last,
+                    }
+                } else {
+                    self.err()(format!("cannot fence the stream: {e}"))
+                };
+                self.poison(&e);
+                Err(e)
+            }
+        }
     }
 
     fn err(&self) -> impl Fn(String) -> LogError + '_ {
@@ -318,6 +415,10 @@ impl JetStreamLog {
             if last <= 1 {
                 return Ok(Tail { len: 0, last: 1 });
             }
+            let known = self.tail();
+            if known.last == last {
+                return Ok(known);
+            }
             let (first, records) = self.batch(&s, last).await?;
             Ok::<_, LogError>(Tail {
                 len: first + records.len() as u64,
@@ -325,6 +426,7 @@ impl JetStreamLog {
             })
         })?;
         *self.tail.lock().unwrap_or_else(|e| e.into_inner()) = tail;
+        *self.poisoned.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(tail.len)
     }
 
@@ -349,6 +451,12 @@ impl JetStreamLog {
             .get(FIRST)
             .and_then(|v| v.as_str().parse::<u64>().ok())
             .ok_or_else(|| corrupt(Corruption::Framing))?;
+        if m.headers.get(FENCE).is_some() {
+            if !m.payload.is_empty() {
+                return Err(corrupt(Corruption::Framing));
+            }
+            return Ok((first, Vec::new()));
+        }
         let records = unframe(&m.payload)
             .map_err(corrupt)?
             .into_iter()
@@ -388,6 +496,54 @@ impl JetStreamLog {
         }
         Ok(lo)
     }
+}
+
+/// Publish `message` (built afresh for each try) with retries while the
+/// stream is between leaders or a server is unreachable (no responders,
+/// timeouts), until `patience` has passed. Each message carries a
+/// per-writer message id, so a try whose predecessor was stored but not
+/// acknowledged is answered with the stored message's acknowledgement
+/// (the server's duplicate window), never stored twice; another writer
+/// never shares the id.
+async fn publish(
+    js: &Context,
+    subject: &str,
+    message: impl Fn() -> jetstream::message::PublishMessage,
+    patience: Duration,
+) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+    use jetstream::context::PublishErrorKind as Kind;
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let sent = match js.send_publish(subject.to_string(), message()).await {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        match sent {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    Kind::StreamNotFound | Kind::TimedOut | Kind::BrokenPipe | Kind::MaxAckPending
+                ) && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A message id unique to this writer (process, time, a counter).
+fn writer_nonce() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:x}-{now:x}-{:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The identity in a stream's header message.
@@ -433,25 +589,43 @@ async fn header(s: &jetstream::stream::Stream, path: &Path) -> Result<String, Lo
         .to_string())
 }
 
+/// A snapshot's object name: the log's key (so that a creator under
+/// another identity that lost the race to create the stream never
+/// replaces this log's snapshots) and the events it includes.
+fn snapshot_name(key: u64, events: u64) -> String {
+    format!("snapshot-{key:016x}-{events}")
+}
+
 async fn put_snapshot(
     store: &object_store::ObjectStore,
     key: u64,
     events: u64,
     state: &Noun,
     path: &Path,
+    timeout: Duration,
 ) -> Result<(), LogError> {
     let sealed = seal(key, events, &jam_bytes(&snapshot_record(state)));
-    store
-        .put(
-            format!("snapshot-{events}").as_str(),
-            &mut sealed.as_slice(),
-        )
-        .await
-        .map_err(|e| LogError::Remote {
-            path: path.to_path_buf(),
-            message: format!("cannot write the snapshot after {events} events: {e}"),
-        })?;
-    Ok(())
+    let failed = |message: String| LogError::Remote {
+        path: path.to_path_buf(),
+        message: format!("cannot write the snapshot after {events} events: {message}"),
+    };
+    let name = snapshot_name(key, events);
+    // Retried (a put of the same object is idempotent) while the store's
+    // stream is between leaders, until three timeouts have passed.
+    let deadline = tokio::time::Instant::now() + timeout.saturating_mul(3);
+    loop {
+        let mut data = sealed.as_slice();
+        let put = tokio::time::timeout(timeout, store.put(name.as_str(), &mut data));
+        let message = match put.await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(failed(message));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 impl LogBackend for JetStreamLog {
@@ -472,6 +646,9 @@ impl LogBackend for JetStreamLog {
     }
 
     fn append_jammed(&self, events: &[Vec<u8>]) -> Result<u64, LogError> {
+        if let Some(e) = self.poisoned() {
+            return Err(e);
+        }
         let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
         let start = tail.len;
         if events.is_empty() {
@@ -502,18 +679,26 @@ impl LogBackend for JetStreamLog {
             }
         }
         let path = self.path.clone();
-        self.runtime.block_on(async {
+        let appended = self.runtime.block_on(async {
             for (first, records) in messages {
                 let count = records.len() as u64;
                 let payload = frame(records.into_iter());
-                let publish = jetstream::message::PublishMessage::build()
-                    .payload(payload.into())
-                    .header(FIRST, first.to_string().as_str())
-                    .expected_last_sequence(tail.last);
-                let sent = match self.js.send_publish(self.subject.clone(), publish).await {
-                    Ok(ack) => ack.await,
-                    Err(e) => Err(e),
+                let payload: bytes::Bytes = payload.into();
+                let id = format!("{}-{first}", self.nonce);
+                let message = || {
+                    jetstream::message::PublishMessage::build()
+                        .payload(payload.clone())
+                        .header(FIRST, first.to_string().as_str())
+                        .message_id(id.as_str())
+                        .expected_last_sequence(tail.last)
                 };
+                let sent = publish(
+                    &self.js,
+                    &self.subject,
+                    message,
+                    self.timeout.saturating_mul(3),
+                )
+                .await;
                 match sent {
                     Ok(ack) => {
                         self.index
@@ -540,7 +725,14 @@ impl LogBackend for JetStreamLog {
                 }
             }
             Ok(start)
-        })
+        });
+        if let Err(e) = &appended {
+            // Part of the append may be in the stream (several messages),
+            // or stored unacknowledged (a timeout): refuse further appends
+            // until a refresh reads the stream's true end.
+            self.poison(e);
+        }
+        appended
     }
 
     fn read(&self, from: u64, to: u64) -> Result<Vec<Noun>, LogError> {
@@ -559,6 +751,17 @@ impl LogBackend for JetStreamLog {
             let mut expected = None;
             while (from + out.len() as u64) < to {
                 let (first, records) = self.batch(&s, seq).await?;
+                if expected.is_none() && first > from {
+                    return Err(LogError::Corrupt {
+                        path: self.path.clone(),
+                        table: "stream",
+                        index: seq,
+                        why: Corruption::Gap {
+                            expected: from,
+                            found: first,
+                        },
+                    });
+                }
                 if let Some(e) = expected {
                     if first != e {
                         return Err(LogError::Corrupt {
@@ -594,75 +797,86 @@ impl LogBackend for JetStreamLog {
     }
 
     fn write_snapshot(&self, events: u64, state: &Noun) -> Result<(), LogError> {
+        if let Some(e) = self.poisoned() {
+            return Err(e);
+        }
         self.runtime.block_on(put_snapshot(
             &self.snapshots,
             self.key,
             events,
             state,
             &self.path,
+            self.timeout,
         ))
     }
 
     fn snapshot_at_most(&self, events: u64) -> Result<SnapshotFound, LogError> {
         let limit = events.min(self.len());
-        self.runtime.block_on(async {
-            let mut list = self
-                .snapshots
-                .list()
-                .await
-                .map_err(|e| self.err()(format!("cannot list snapshots: {e}")))?;
-            let mut found = Vec::new();
-            while let Some(info) = list.next().await {
-                let info = info.map_err(|e| self.err()(format!("cannot list snapshots: {e}")))?;
-                if info.deleted {
-                    continue;
-                }
-                if let Some(n) = info
-                    .name
-                    .strip_prefix("snapshot-")
-                    .and_then(|n| n.parse::<u64>().ok())
-                {
-                    if n <= limit {
-                        found.push(n);
-                    }
-                }
-            }
-            found.sort_unstable();
-            let mut damaged = Vec::new();
-            for n in found.into_iter().rev() {
-                let corrupt = |why| LogError::Corrupt {
-                    path: self.path.clone(),
-                    table: "snapshots",
-                    index: n,
-                    why,
-                };
-                let mut bytes = Vec::new();
-                let mut object = self
+        let wait = self.timeout.saturating_mul(6);
+        let found = self.runtime.block_on(async {
+            tokio::time::timeout(wait, async {
+                let mut list = self
                     .snapshots
-                    .get(format!("snapshot-{n}"))
+                    .list()
                     .await
-                    .map_err(|e| self.err()(format!("cannot read snapshot {n}: {e}")))?;
-                if let Err(e) = object.read_to_end(&mut bytes).await {
-                    damaged.push(self.err()(format!("cannot read snapshot {n}: {e}")));
-                    continue;
-                }
-                let decoded = unseal(self.key, n, &bytes).and_then(|p| {
-                    let noun = cue_bytes(p).map_err(Corruption::Undecodable)?;
-                    let Noun::Cell(c) = noun else {
-                        return Err(Corruption::NotASnapshot);
-                    };
-                    let mug = c.head().as_atom().and_then(|a| a.as_u64());
-                    if mug != Some(u64::from(c.tail().mug())) {
-                        return Err(Corruption::MugMismatch);
+                    .map_err(|e| self.err()(format!("cannot list snapshots: {e}")))?;
+                let mut found = Vec::new();
+                while let Some(info) = list.next().await {
+                    let info =
+                        info.map_err(|e| self.err()(format!("cannot list snapshots: {e}")))?;
+                    if info.deleted {
+                        continue;
                     }
-                    Ok(c.tail().clone())
-                });
-                match decoded {
-                    Ok(state) => return Ok((Some((n, state)), damaged)),
-                    Err(why) => damaged.push(corrupt(why)),
+                    let prefix = format!("snapshot-{:016x}-", self.key);
+                    if let Some(n) = info
+                        .name
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|n| n.parse::<u64>().ok())
+                    {
+                        if n <= limit {
+                            found.push(n);
+                        }
+                    }
                 }
-            }
-            Ok((None, damaged))
-        })
+                found.sort_unstable();
+                let mut damaged = Vec::new();
+                for n in found.into_iter().rev() {
+                    let corrupt = |why| LogError::Corrupt {
+                        path: self.path.clone(),
+                        table: "snapshots",
+                        index: n,
+                        why,
+                    };
+                    let mut bytes = Vec::new();
+                    let mut object = self
+                        .snapshots
+                        .get(snapshot_name(self.key, n))
+                        .await
+                        .map_err(|e| self.err()(format!("cannot read snapshot {n}: {e}")))?;
+                    if let Err(e) = object.read_to_end(&mut bytes).await {
+                        damaged.push(self.err()(format!("cannot read snapshot {n}: {e}")));
+                        continue;
+                    }
+                    let decoded = unseal(self.key, n, &bytes).and_then(|p| {
+                        let noun = cue_bytes(p).map_err(Corruption::Undecodable)?;
+                        let Noun::Cell(c) = noun else {
+                            return Err(Corruption::NotASnapshot);
+                        };
+                        let mug = c.head().as_atom().and_then(|a| a.as_u64());
+                        if mug != Some(u64::from(c.tail().mug())) {
+                            return Err(Corruption::MugMismatch);
+                        }
+                        Ok(c.tail().clone())
+                    });
+                    match decoded {
+                        Ok(state) => return Ok((Some((n, state)), damaged)),
+                        Err(why) => damaged.push(corrupt(why)),
+                    }
+                }
+                Ok((None, damaged))
+            })
+            .await
+        });
+        found.unwrap_or_else(|_| Err(self.err()("timed out reading snapshots".into())))
     }
 }

