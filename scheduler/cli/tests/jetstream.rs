@@ -7,13 +7,16 @@
 
 #[path = "../../log/tests/cluster/mod.rs"]
 mod cluster;
+mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::ffi::OsStr;
+
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
 use cluster::Cluster;
+use common::{lines, ready};
 use spectree::noun::Noun;
 use spectree::stm::RegionMap;
 use spectree::{Event, NounState, Processor};
@@ -23,40 +26,10 @@ const KERNEL: &str = "[[0 6] [0 2] 0 7]";
 const STATE: &str = "[0 0]";
 
 fn serve(url: &str, node: &str, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_spectree"))
-        .args(["serve", node, "--jetstream", url, "--kernel", KERNEL])
-        .args(["--threads", "2", "--snapshot-every", "2000"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn lines(child: &mut Child) -> Receiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// The `ready` line's next event number, from stderr.
-fn ready(child: &mut Child) -> u64 {
-    BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("spectree serve: ready; the next event is number ")
-                .map(|n| n.parse().unwrap())
-        })
-        .expect("a ready line")
+    let mut args = vec!["serve", node, "--jetstream", url, "--kernel", KERNEL];
+    args.extend(["--threads", "2", "--snapshot-every", "2000"]);
+    args.extend(extra);
+    common::spawn(&args.iter().map(OsStr::new).collect::<Vec<_>>())
 }
 
 fn event(i: u64) -> u64 {

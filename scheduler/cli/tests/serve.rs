@@ -3,12 +3,15 @@
 //! input is reported and skipped (or stops the node cleanly when the
 //! stream cannot be resynchronised), and one writer per directory.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
+use common::lines;
 use spectree::noun::{cue_bytes, jam_bytes, Noun};
 use spectree_workloads::Rng;
 
@@ -24,31 +27,15 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn serve(dir: &Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_spectree"))
-        .arg("serve")
-        .arg(dir)
-        .args(["--kernel", KERNEL, "--state", STATE, "--threads", "2"])
-        .args(["--snapshot-every", "500"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Lines of `child`'s stdout, as they come.
-fn lines(child: &mut Child) -> Receiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
+    let mut args: Vec<&OsStr> = vec!["serve".as_ref(), dir.as_os_str()];
+    args.extend(
+        ["--kernel", KERNEL, "--state", STATE, "--threads", "2"]
+            .iter()
+            .chain(&["--snapshot-every", "500"])
+            .chain(extra)
+            .map(OsStr::new),
+    );
+    common::spawn(&args)
 }
 
 /// The client's event `i`.
@@ -108,15 +95,7 @@ fn killed_mid_stream_and_restarted_nothing_is_lost_or_duplicated() {
         let stdin = child.stdin.take().unwrap();
         // `ready` on stderr says where the log stands; the replayed
         // outputs were written before it.
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let ready = stderr
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.strip_prefix("spectree serve: ready; the next event is number ")
-                    .map(|n| n.parse::<u64>().unwrap())
-            })
-            .expect("a ready line");
+        let ready = common::ready(&mut child);
         assert!(ready >= last, "the log lost seen events: {ready} < {last}");
         for expected in last..ready {
             let (n, replayed, effects) = parse_line(&rx.recv().unwrap());

@@ -46,8 +46,8 @@ use tokio::io::AsyncReadExt;
 
 use crate::backend::LogBackend;
 use crate::store::{
-    frame, log_key, seal, snapshot_record, unframe, unseal, Corruption, LogError, SnapshotFound,
-    FORMAT,
+    frame, log_key, seal, snapshot_record, unframe, unseal, unseal_snapshot, Corruption, LogError,
+    SnapshotFound, FORMAT,
 };
 
 /// Largest payload of one batch message (the server's default limit is
@@ -857,18 +857,7 @@ impl LogBackend for JetStreamLog {
                         damaged.push(self.err()(format!("cannot read snapshot {n}: {e}")));
                         continue;
                     }
-                    let decoded = unseal(self.key, n, &bytes).and_then(|p| {
-                        let noun = cue_bytes(p).map_err(Corruption::Undecodable)?;
-                        let Noun::Cell(c) = noun else {
-                            return Err(Corruption::NotASnapshot);
-                        };
-                        let mug = c.head().as_atom().and_then(|a| a.as_u64());
-                        if mug != Some(u64::from(c.tail().mug())) {
-                            return Err(Corruption::MugMismatch);
-                        }
-                        Ok(c.tail().clone())
-                    });
-                    match decoded {
+                    match unseal_snapshot(self.key, n, &bytes) {
                         Ok(state) => return Ok((Some((n, state)), damaged)),
                         Err(why) => damaged.push(corrupt(why)),
                     }

@@ -966,18 +966,7 @@ impl EventLog {
                 if events > limit {
                     continue;
                 }
-                let decoded = unseal(self.key, events, v.value()).and_then(|p| {
-                    let noun = cue_bytes(p).map_err(Corruption::Undecodable)?;
-                    let Noun::Cell(c) = noun else {
-                        return Err(Corruption::NotASnapshot);
-                    };
-                    let mug = c.head().as_atom().and_then(|a| a.as_u64());
-                    if mug != Some(u64::from(c.tail().mug())) {
-                        return Err(Corruption::MugMismatch);
-                    }
-                    Ok(c.tail().clone())
-                });
-                match decoded {
+                match unseal_snapshot(self.key, events, v.value()) {
                     Ok(state) => return Ok((Some((events, state)), damaged)),
                     Err(why) => damaged.push(self.corrupt("snapshots", events, why)),
                 }
@@ -991,6 +980,20 @@ impl Store {
     fn get(&self) -> &Database {
         self.0.as_ref().expect("open until dropped")
     }
+}
+
+/// The state in a sealed snapshot record, checked: its seal (the log's
+/// key and the events it includes), its `[mug state]` shape and its mug.
+pub(crate) fn unseal_snapshot(key: u64, events: u64, record: &[u8]) -> Result<Noun, Corruption> {
+    let payload = unseal(key, events, record)?;
+    let Noun::Cell(c) = cue_bytes(payload).map_err(Corruption::Undecodable)? else {
+        return Err(Corruption::NotASnapshot);
+    };
+    let mug = c.head().as_atom().and_then(|a| a.as_u64());
+    if mug != Some(u64::from(c.tail().mug())) {
+        return Err(Corruption::MugMismatch);
+    }
+    Ok(c.tail().clone())
 }
 
 /// A snapshot as stored: `[mug state]`.
