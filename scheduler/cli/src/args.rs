@@ -66,7 +66,7 @@ pub struct ServeArgs {
     /// With --jetstream: follow the writer instead of writing: apply every
     /// event it appends; stdin takes queries (`peek AXIS`, `mug`) answered
     /// on stdout from the latest state, never touching the log.
-    #[arg(long, conflicts_with = "take_over")]
+    #[arg(long, conflicts_with_all = ["take_over", "outputs_from", "jam", "state"])]
     pub follow: bool,
     /// With --jetstream: become the writer of a stream that already holds
     /// events (after applying them all); a writer it replaces is refused at

@@ -541,16 +541,12 @@ fn serve_command(args: &crate::args::ServeArgs, out: &mut dyn Write) -> Result<(
             js.replicas = args.replicas;
             if args.follow {
                 let log = JetStreamLog::open(&js).map_err(|e| failed(e.to_string()))?;
-                if log.identity() != kernel_identity(&kernel) {
-                    return Err(usage(format!(
-                        "{}: the stream was written by {:?}, not by this kernel ({})",
-                        log.path().display(),
-                        log.identity(),
-                        kernel_identity(&kernel)
-                    )));
-                }
-                return crate::serve::follow(&log, kernel, regions, config, out)
-                    .map_err(|e| failed(e.to_string()));
+                return crate::serve::follow(&log, kernel, regions, config, out).map_err(
+                    |e| match e {
+                        ServeError::Node(NodeError::OtherKernel { .. }) => usage(e.to_string()),
+                        e => failed(e.to_string()),
+                    },
+                );
             }
             let log = JetStreamLog::create_or_open(
                 &js,

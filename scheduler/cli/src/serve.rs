@@ -18,13 +18,12 @@
 //! - an output is written only after its event is durable, so an event
 //!   whose output a client saw survives any kill;
 //! - bad input never reaches the log: a line that does not parse, or a
-//!   frame that does not cue, is reported on stderr (with its line or
-//!   frame number) and skipped, and the node keeps running; input after
-//!   which the stream cannot be resynchronised (a frame header over
-//!   `--max-frame`, a truncated frame, a line over `--max-frame` bytes in
-//!   text mode is merely skipped) stops reading: everything before it is
-//!   logged, run and written, the node closes cleanly, and the command
-//!   fails with the message;
+//!   frame that does not cue, or a line longer than `--max-frame`, is
+//!   reported on stderr (with its line or frame number) and skipped, and
+//!   the node keeps running; input after which the stream cannot be
+//!   resynchronised (a frame header over `--max-frame`, a truncated frame)
+//!   stops reading: everything before it is logged, run and written, the
+//!   node closes cleanly, and the command fails with the message;
 //! - reading and parsing happen on their own thread, bounded by a queue
 //!   of [`QUEUE`] events and [`QUEUE_BYTES`] bytes of input, and each
 //!   durable append takes at most `--group` events and [`GROUP_BYTES`]
@@ -39,8 +38,11 @@ use spectree::{Committed, NounState, Outcome};
 use spectree_log::{Node, NodeError};
 use thiserror::Error;
 
-/// Events parsed ahead of the node, at most.
+/// Events parsed ahead of the node (or follower queries), at most.
 pub const QUEUE: usize = 4096;
+
+/// Longest follower query line, in bytes.
+pub const QUERY_BYTES: usize = 4096;
 
 /// Bytes of input (lines or frames) parsed ahead of the node and not yet
 /// served, at most (one event larger than this still passes, alone).
@@ -53,11 +55,20 @@ pub const GROUP_BYTES: usize = 64 << 20;
 /// The bytes of input waiting for the node: the reader takes before it
 /// queues an event, the node gives back once the event is served.
 struct Budget {
+    cap: usize,
     used: Mutex<usize>,
     freed: Condvar,
 }
 
 impl Budget {
+    fn new(cap: usize) -> Self {
+        Budget {
+            cap,
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
         self.used.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -65,7 +76,7 @@ impl Budget {
     /// Wait until `n` more bytes fit (or nothing is waiting).
     fn take(&self, n: usize) {
         let mut used = self.lock();
-        while *used > 0 && used.saturating_add(n) > QUEUE_BYTES {
+        while *used > 0 && used.saturating_add(n) > self.cap {
             used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
         }
         *used += n;
@@ -102,6 +113,12 @@ pub enum ServeError {
     /// before it was logged and run.
     #[error("input stopped: {0}")]
     Input(String),
+    /// A follower could not start or catch up.
+    #[error(transparent)]
+    Logged(#[from] spectree_log::LoggedError),
+    /// The follower's processor could not be built.
+    #[error("cannot build the processor: {0}")]
+    Build(#[from] spectree::BuildError),
     /// The reader thread could not start.
     #[error("cannot start the input reader: {0}")]
     Thread(#[source] std::io::Error),
@@ -142,35 +159,51 @@ fn spawn_reader(
     Ok(rx)
 }
 
+/// What [`next_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A line (in the buffer, with its newline if it had one).
+    Read,
+    /// A line longer than the bound, skipped to its end.
+    TooLong,
+    /// The end of the input.
+    End,
+}
+
+/// Read the next line into `line`, holding at most `max + 1` bytes of it:
+/// a longer line is read past in 64 KiB pieces and reported.
+fn next_line(input: &mut impl BufRead, max: usize, line: &mut Vec<u8>) -> std::io::Result<Line> {
+    line.clear();
+    if input
+        .by_ref()
+        .take(max as u64 + 1)
+        .read_until(b'\n', line)?
+        == 0
+    {
+        return Ok(Line::End);
+    }
+    if line.len() <= max || line.last() == Some(&b'\n') {
+        return Ok(Line::Read);
+    }
+    loop {
+        line.clear();
+        let n = input.by_ref().take(1 << 16).read_until(b'\n', line)?;
+        if n == 0 || line.last() == Some(&b'\n') {
+            line.clear();
+            return Ok(Line::TooLong);
+        }
+    }
+}
+
 fn read_lines(input: &mut impl BufRead, max: usize, send: impl Fn(Input) -> bool) {
     let mut line = Vec::new();
     for number in 1u64.. {
-        line.clear();
-        let read = input
-            .by_ref()
-            .take(max as u64 + 1)
-            .read_until(b'\n', &mut line);
-        let message = match read {
-            Ok(0) => return,
-            Ok(_) if line.len() > max && line.last() != Some(&b'\n') => {
-                // Skip the rest of the line.
-                loop {
-                    line.clear();
-                    match input.by_ref().take(1 << 16).read_until(b'\n', &mut line) {
-                        Ok(0) => break,
-                        Ok(_) if line.last() == Some(&b'\n') => break,
-                        Ok(_) => {}
-                        Err(e) => {
-                            send(Input::Stop(format!("cannot read standard input: {e}")));
-                            return;
-                        }
-                    }
-                }
-                Some(format!(
-                    "line {number} is longer than {max} bytes (--max-frame); skipped"
-                ))
-            }
-            Ok(_) => match std::str::from_utf8(&line) {
+        let message = match next_line(input, max, &mut line) {
+            Ok(Line::End) => return,
+            Ok(Line::TooLong) => Some(format!(
+                "line {number} is longer than {max} bytes (--max-frame); skipped"
+            )),
+            Ok(Line::Read) => match std::str::from_utf8(&line) {
                 Err(_) => Some(format!("line {number} is not UTF-8; skipped")),
                 Ok(text) if text.trim().is_empty() => None,
                 Ok(text) => match parse(text.trim()) {
@@ -345,10 +378,7 @@ pub fn serve(
         node.events()
     );
     let _ = messages.flush();
-    let budget = Arc::new(Budget {
-        used: Mutex::new(0),
-        freed: Condvar::new(),
-    });
+    let budget = Arc::new(Budget::new(QUEUE_BYTES));
     let inputs = spawn_reader(input, format, options.max_frame, budget.clone())
         .map_err(ServeError::Thread)?;
     let group = options.group.max(1);
@@ -420,15 +450,25 @@ pub fn serve(
 /// applied. Ends when stdin ends. Never writes to the log.
 ///
 /// # Errors
-/// The log's and processor's failures, or an output failure.
+/// [`NodeError::OtherKernel`] if the stream was written by another
+/// kernel; the log's and processor's failures, or an output failure.
 pub fn follow(
     log: &dyn spectree_log::LogBackend,
     kernel: Noun,
     regions: spectree::stm::RegionMap,
     config: spectree_log::NodeConfig,
     out: &mut dyn Write,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), ServeError> {
     use spectree::Event;
+    let identity = spectree_log::kernel_identity(&kernel);
+    if log.identity() != identity {
+        return Err(NodeError::OtherKernel {
+            path: log.path().to_path_buf(),
+            log: log.identity().to_string(),
+            kernel: identity,
+        }
+        .into());
+    }
     let processor = spectree::Processor::<NounState>::builder(regions)
         .config(config.processor.clone())
         .kernel(kernel)
@@ -441,16 +481,25 @@ pub fn follow(
         log.path().display(),
         follower.applied()
     );
-    let (tx, queries) = std::sync::mpsc::channel::<String>();
+    // Queries are short: a line past QUERY_BYTES is answered as unknown.
+    let (tx, queries) = sync_channel::<String>(QUEUE);
     std::thread::Builder::new()
         .name("spectree-follow-queries".into())
         .spawn(move || {
-            for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
+            let mut input = std::io::stdin().lock();
+            let mut line = Vec::new();
+            loop {
+                let query = match next_line(&mut input, QUERY_BYTES, &mut line) {
+                    Ok(Line::Read) => String::from_utf8_lossy(&line).into_owned(),
+                    Ok(Line::TooLong) => "(a query too long)".to_string(),
+                    Ok(Line::End) | Err(_) => return,
+                };
+                if tx.send(query).is_err() {
                     return;
                 }
             }
-        })?;
+        })
+        .map_err(ServeError::Thread)?;
     // A read that fails while the stream is between leaders (a server
     // died) is retried for up to 30 s before the follower gives up.
     let mut failing_since: Option<std::time::Instant> = None;
@@ -460,7 +509,7 @@ pub fn follow(
             Err(spectree_log::LoggedError::Log(e @ spectree_log::LogError::Remote { .. })) => {
                 let since = *failing_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() > std::time::Duration::from_secs(30) {
-                    return Err(e.into());
+                    return Err(spectree_log::LoggedError::Log(e).into());
                 }
                 let _ = writeln!(std::io::stderr(), "spectree serve: retrying: {e}");
                 std::thread::sleep(std::time::Duration::from_millis(250));
@@ -473,13 +522,13 @@ pub fn follow(
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
         };
-        // Answer from everything the writer has appended so far.
-        let n = follower.catch_up(&processor, log, decode)?;
+        // Answer from what the loop caught up with, at most 50 ms ago.
+        let n = follower.applied();
         let state = &follower.state().0;
         let words: Vec<&str> = query.split_whitespace().collect();
-        match words.as_slice() {
+        let written = match words.as_slice() {
             [] => continue,
-            ["mug"] => writeln!(out, "{n} mug {:#x}", state.mug())?,
+            ["mug"] => writeln!(out, "{n} mug {:#x}", state.mug()),
             ["peek", axis] => {
                 let answer = axis
                     .parse::<u64>()
@@ -495,12 +544,61 @@ pub fn follow(
                             })
                     });
                 match answer {
-                    Ok(text) => writeln!(out, "{n} peek {axis} {text}")?,
-                    Err(e) => writeln!(out, "{n} peek {axis} error {e}")?,
+                    Ok(text) => writeln!(out, "{n} peek {axis} {text}"),
+                    Err(e) => writeln!(out, "{n} peek {axis} error {e}"),
                 }
             }
-            _ => writeln!(out, "{n} error unknown query {query:?} (peek AXIS, mug)")?,
-        }
-        out.flush()?;
+            _ => writeln!(out, "{n} error unknown query {query:?} (peek AXIS, mug)"),
+        };
+        written
+            .and_then(|()| out.flush())
+            .map_err(ServeError::Output)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_past_the_bound_are_skipped_whole() {
+        let long = "x".repeat(100);
+        let text = format!("ab\n{long}\ncd");
+        let mut input = std::io::BufReader::new(text.as_bytes());
+        let mut line = Vec::new();
+        assert_eq!(next_line(&mut input, 10, &mut line).unwrap(), Line::Read);
+        assert_eq!(line, b"ab\n");
+        assert_eq!(next_line(&mut input, 10, &mut line).unwrap(), Line::TooLong);
+        assert!(line.is_empty(), "nothing of the long line is kept");
+        assert_eq!(next_line(&mut input, 10, &mut line).unwrap(), Line::Read);
+        assert_eq!(line, b"cd");
+        assert_eq!(next_line(&mut input, 10, &mut line).unwrap(), Line::End);
+    }
+
+    #[test]
+    fn the_byte_budget_holds_the_reader_until_bytes_are_given_back() {
+        let budget = Arc::new(Budget::new(100));
+        budget.take(60);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiting = {
+            let budget = budget.clone();
+            std::thread::spawn(move || {
+                budget.take(60);
+                tx.send(()).unwrap();
+            })
+        };
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200))
+                .is_err(),
+            "60 + 60 bytes passed a budget of 100"
+        );
+        budget.give(60);
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("freed bytes let it through");
+        waiting.join().unwrap();
+        // One event larger than the whole budget passes when nothing waits.
+        let alone = Budget::new(100);
+        alone.take(1000);
+        assert_eq!(*alone.lock(), 1000);
     }
 }

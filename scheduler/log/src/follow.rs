@@ -10,7 +10,7 @@ use spectree::noun::Noun;
 use spectree::{Backend, Event, Processor};
 
 use crate::backend::LogBackend;
-use crate::replay::{replay, Replayed};
+use crate::replay::{replay, run_from, Replayed};
 use crate::run::LoggedError;
 
 /// A replica of a log's state (see the module docs).
@@ -65,21 +65,13 @@ impl<S: Backend> Follower<S> {
         E: std::error::Error + Send + Sync + 'static,
     {
         let total = log.refresh()?;
-        while self.applied < total {
-            let to = (self.applied + 4096).min(total);
-            let nouns = log.read(self.applied, to)?;
-            let mut events = Vec::with_capacity(nouns.len());
-            for (i, n) in (self.applied..).zip(&nouns) {
-                events.push(decode(n).map_err(|source| LoggedError::Decode {
-                    path: log.path().to_path_buf(),
-                    index: i,
-                    source: Box::new(source),
-                })?);
-            }
-            let state = self.state.take().expect("the state is in place");
-            let (state, _) = processor.stream(state, events, |_| {});
-            self.state = Some(state);
-            self.applied = to;
+        let state = self.state.take().expect("the state is in place");
+        let (state, applied, failure) =
+            run_from(processor, log, (self.applied, state), total, decode, |_| {});
+        self.state = Some(state);
+        self.applied = applied;
+        if let Some(e) = failure {
+            return Err(e);
         }
         Ok(self.applied)
     }

@@ -35,6 +35,7 @@
 //!   conflict, a gap, a damaged record and a snapshot whose mug does not
 //!   match are each a [`LogError`] naming the server and stream.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -60,6 +61,20 @@ const IDENTITY: &str = "Spectree-Identity";
 /// Marks a message that holds no events: a new writer's claim on the
 /// stream (see [`JetStreamLog::fence`]).
 const FENCE: &str = "Spectree-Fence";
+
+/// Batch boundaries remembered at most (a cache of where reads start:
+/// older ones are forgotten and found again by binary search).
+const INDEX_ENTRIES: usize = 4096;
+
+/// Remember that the batch starting at event `first` is message `seq`,
+/// forgetting the lowest boundary past [`INDEX_ENTRIES`].
+fn remember(index: &Mutex<BTreeMap<u64, u64>>, first: u64, seq: u64) {
+    let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+    index.insert(first, seq);
+    while index.len() > INDEX_ENTRIES {
+        index.pop_first();
+    }
+}
 
 /// Where the log ends: its length and the stream sequence of its last
 /// message.
@@ -88,7 +103,7 @@ pub struct JetStreamLog {
     /// idea of the log may be wrong.
     poisoned: Mutex<Option<String>>,
     /// Batch boundaries found so far: first event -> stream sequence.
-    index: Mutex<std::collections::BTreeMap<u64, u64>>,
+    index: Mutex<BTreeMap<u64, u64>>,
 }
 
 impl std::fmt::Debug for JetStreamLog {
@@ -319,7 +334,7 @@ impl JetStreamLog {
             timeout: config.timeout,
             nonce: writer_nonce(),
             poisoned: Mutex::new(None),
-            index: Mutex::new(std::collections::BTreeMap::new()),
+            index: Mutex::new(BTreeMap::new()),
         };
         log.catch_up()?;
         Ok(log)
@@ -462,10 +477,7 @@ impl JetStreamLog {
             .into_iter()
             .map(<[u8]>::to_vec)
             .collect();
-        self.index
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(first, seq);
+        remember(&self.index, first, seq);
         Ok((first, records))
     }
 
@@ -475,13 +487,10 @@ impl JetStreamLog {
             .index
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .range(..=event)
-            .next_back()
-            .map(|(f, q)| (*f, *q));
-        if let Some((f, q)) = known {
-            if f == event {
-                return Ok(q);
-            }
+            .get(&event)
+            .copied();
+        if let Some(seq) = known {
+            return Ok(seq);
         }
         // Binary search over the batches (sequence 2 holds event 0).
         let (mut lo, mut hi) = (2, self.tail().last);
@@ -701,10 +710,7 @@ impl LogBackend for JetStreamLog {
                 .await;
                 match sent {
                     Ok(ack) => {
-                        self.index
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(first, ack.sequence);
+                        remember(&self.index, first, ack.sequence);
                         tail.last = ack.sequence;
                         tail.len = first + count;
                     }
@@ -751,29 +757,22 @@ impl LogBackend for JetStreamLog {
             let mut expected = None;
             while (from + out.len() as u64) < to {
                 let (first, records) = self.batch(&s, seq).await?;
-                if expected.is_none() && first > from {
+                // The first batch must hold `from`; each later one start
+                // where the one before ends.
+                let gap = match expected {
+                    None => first > from,
+                    Some(e) => first != e,
+                };
+                if gap {
                     return Err(LogError::Corrupt {
                         path: self.path.clone(),
                         table: "stream",
                         index: seq,
                         why: Corruption::Gap {
-                            expected: from,
+                            expected: expected.unwrap_or(from),
                             found: first,
                         },
                     });
-                }
-                if let Some(e) = expected {
-                    if first != e {
-                        return Err(LogError::Corrupt {
-                            path: self.path.clone(),
-                            table: "stream",
-                            index: seq,
-                            why: Corruption::Gap {
-                                expected: e,
-                                found: first,
-                            },
-                        });
-                    }
                 }
                 expected = Some(first + records.len() as u64);
                 for (j, r) in records.iter().enumerate() {
@@ -820,6 +819,7 @@ impl LogBackend for JetStreamLog {
                     .list()
                     .await
                     .map_err(|e| self.err()(format!("cannot list snapshots: {e}")))?;
+                let prefix = format!("snapshot-{:016x}-", self.key);
                 let mut found = Vec::new();
                 while let Some(info) = list.next().await {
                     let info =
@@ -827,7 +827,6 @@ impl LogBackend for JetStreamLog {
                     if info.deleted {
                         continue;
                     }
-                    let prefix = format!("snapshot-{:016x}-", self.key);
                     if let Some(n) = info
                         .name
                         .strip_prefix(prefix.as_str())
@@ -867,5 +866,25 @@ impl LogBackend for JetStreamLog {
             .await
         });
         found.unwrap_or_else(|_| Err(self.err()("timed out reading snapshots".into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_index_keeps_its_newest_entries_within_its_bound() {
+        let index = Mutex::new(BTreeMap::new());
+        for i in 0..(INDEX_ENTRIES as u64 + 100) {
+            remember(&index, i * 10, i + 2);
+        }
+        let index = index.into_inner().unwrap();
+        assert_eq!(index.len(), INDEX_ENTRIES);
+        assert_eq!(index.first_key_value(), Some((&1000, &102)));
+        assert_eq!(
+            index.get(&((INDEX_ENTRIES as u64 + 99) * 10)),
+            Some(&(INDEX_ENTRIES as u64 + 101))
+        );
     }
 }

@@ -15,8 +15,10 @@
 //!   its event is durable, so a process killed at any instant restarts
 //!   with every event whose output anyone saw (and possibly a few more:
 //!   durable, never delivered; [`Node::replay_outputs`] recomputes them).
-//! - **One writer.** The log's directory lock is held from open to close:
-//!   a second node on the same directory is refused.
+//! - **One writer.** The embedded log's directory lock is held from open
+//!   to close, so a second node on the same directory is refused; a
+//!   replicated log ([`Node::with_log`]) refuses a second writer at its
+//!   appends.
 //! - **Deterministic recovery.** The recovered state is the one serial
 //!   execution of the log's events gives, whatever the thread count.
 
@@ -28,7 +30,7 @@ use spectree::{BuildError, Committed, Config, Event, NounState, Processor};
 use thiserror::Error;
 
 use crate::backend::LogBackend;
-use crate::replay::replay;
+use crate::replay::{replay, run_from};
 use crate::run::{LogPolicy, LoggedError};
 use crate::store::{kernel_identity, EventLog, LogError, FILE};
 
@@ -246,7 +248,10 @@ impl Node {
     ///
     /// # Errors
     /// [`NodeError::Log`] if the append fails: nothing of the group is
-    /// then logged, run or delivered, and the node's state is unchanged.
+    /// then run or delivered, and the node's state is unchanged. (A log
+    /// that cannot append atomically may hold a prefix of the group; it
+    /// then refuses further appends, and the node must be opened again,
+    /// which recovers what the log holds.)
     ///
     /// # Panics
     /// If `sink` panics.
@@ -307,35 +312,16 @@ impl Node {
             }
             .into());
         };
-        let mut next = start;
-        let mut failure = None;
-        let events = std::iter::from_fn(|| {
-            if next >= total || failure.is_some() {
-                return None;
+        let decode = |e: &Noun| Ok::<_, std::convert::Infallible>(Event::nock(e.clone()));
+        let sink = |c: Committed<NounState>| {
+            if c.index >= from {
+                sink(c);
             }
-            let to = (next + 4096).min(total);
-            match self.log.read(next, to) {
-                Ok(v) => {
-                    next = to;
-                    Some(v)
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    None
-                }
-            }
-        })
-        .flatten()
-        .map(Event::nock);
-        self.processor.stream(NounState(noun), events, |c| {
-            let index = start + c.index;
-            if index >= from {
-                sink(Committed::new(index, c.outcome, c.state));
-            }
-        });
-        match failure {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
+        };
+        let run = (start, NounState(noun));
+        match run_from(&self.processor, &*self.log, run, total, decode, sink) {
+            (_, _, Some(e)) => Err(e.into()),
+            (_, _, None) => Ok(()),
         }
     }
 

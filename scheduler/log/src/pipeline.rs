@@ -134,3 +134,93 @@ pub(crate) fn spawn_logger<'scope, 'env>(
         })?;
     Ok((tx, handle))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SnapshotFound;
+    use std::path::Path;
+    use std::sync::mpsc::TrySendError;
+
+    /// A log whose appends wait until the test lets them through.
+    #[derive(Debug)]
+    struct Gate {
+        open: Mutex<bool>,
+        opened: Condvar,
+        len: Mutex<u64>,
+    }
+
+    impl LogBackend for Gate {
+        fn path(&self) -> &Path {
+            Path::new("gate")
+        }
+        fn identity(&self) -> &str {
+            "gate"
+        }
+        fn len(&self) -> u64 {
+            *self.len.lock().unwrap()
+        }
+        fn append_jammed(&self, events: &[Vec<u8>]) -> Result<u64, LogError> {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.opened.wait(open).unwrap();
+            }
+            let mut len = self.len.lock().unwrap();
+            let first = *len;
+            *len += events.len() as u64;
+            Ok(first)
+        }
+        fn read(&self, _: u64, _: u64) -> Result<Vec<Noun>, LogError> {
+            Ok(Vec::new())
+        }
+        fn write_snapshot(&self, _: u64, _: &Noun) -> Result<(), LogError> {
+            Ok(())
+        }
+        fn snapshot_at_most(&self, _: u64) -> Result<SnapshotFound, LogError> {
+            Ok((None, Vec::new()))
+        }
+    }
+
+    #[test]
+    fn at_most_queued_groups_wait_behind_a_slow_append() {
+        let gate = Gate {
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+            len: Mutex::new(0),
+        };
+        let durable = Durable::new(0);
+        std::thread::scope(|scope| {
+            let (groups, logger) = spawn_logger(scope, &gate, &durable).unwrap();
+            let group = || vec![Noun::ZERO; 3];
+            groups.send(group()).unwrap();
+            // The logger takes the first group and waits in its append;
+            // then QUEUED more fit, and the next is refused.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut queued = 0;
+            while queued < QUEUED {
+                match groups.try_send(group()) {
+                    Ok(()) => queued += 1,
+                    Err(TrySendError::Full(_)) => {
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "the logger never took a group"
+                        );
+                        std::thread::yield_now();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(matches!(
+                groups.try_send(group()),
+                Err(TrySendError::Full(_))
+            ));
+            assert_eq!(durable.count(), 0, "nothing is durable before its append");
+            *gate.open.lock().unwrap() = true;
+            gate.opened.notify_all();
+            drop(groups);
+            logger.join().unwrap();
+        });
+        assert_eq!(durable.count(), 3 * (1 + QUEUED as u64));
+        durable.wait_for(9).unwrap();
+    }
+}

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
 use spectree::noun::Noun;
-use spectree::{Backend, Event, Processor};
+use spectree::{Backend, Committed, Event, Processor};
 
 use crate::backend::LogBackend;
 use crate::computations::{parse_reference, resolve, Request, Unresolved};
@@ -27,6 +27,95 @@ pub struct Replayed<S> {
     pub state: S,
     /// Damaged snapshots skipped (newest first).
     pub skipped: Vec<LogError>,
+}
+
+/// Events read from a log per request: what a replay holds in memory
+/// ahead of the processor, at most.
+pub(crate) const CHUNK: u64 = 4096;
+
+/// A log's events `from..to` in order, read [`CHUNK`] at a time.
+pub(crate) struct Cursor<'a> {
+    log: &'a dyn LogBackend,
+    next: u64,
+    to: u64,
+    ready: VecDeque<Noun>,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(log: &'a dyn LogBackend, from: u64, to: u64) -> Self {
+        Cursor {
+            log,
+            next: from,
+            to,
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// The number of the event [`peek`](Self::peek) would show.
+    pub fn position(&self) -> u64 {
+        self.next - self.ready.len() as u64
+    }
+
+    /// The next event, read if need be; `None` at the end.
+    pub fn peek(&mut self) -> Result<Option<&Noun>, LogError> {
+        if self.ready.is_empty() && self.next < self.to {
+            let to = (self.next + CHUNK).min(self.to);
+            self.ready.extend(self.log.read(self.next, to)?);
+            self.next = to;
+        }
+        Ok(self.ready.front())
+    }
+
+    /// The next event and its number.
+    pub fn take(&mut self) -> Result<Option<(u64, Noun)>, LogError> {
+        let at = self.position();
+        self.peek()?;
+        Ok(self.ready.pop_front().map(|n| (at, n)))
+    }
+}
+
+/// Run `log`'s events `from..to` through `processor` from `state` (the
+/// state after the first `from`), decoding them with `decode`, delivering
+/// outputs (numbered as the log numbers them) to `sink`. Returns the state
+/// after the events run, how many ran in all (`to`, unless an event could
+/// not be read or decoded), and that failure.
+pub(crate) fn run_from<S: Backend, E>(
+    processor: &Processor<S>,
+    log: &dyn LogBackend,
+    (from, state): (u64, S),
+    to: u64,
+    decode: impl Fn(&Noun) -> Result<Event<S>, E>,
+    mut sink: impl FnMut(Committed<S>),
+) -> (S, u64, Option<LoggedError>)
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut cursor = Cursor::new(log, from, to);
+    let mut failure = None;
+    let events = std::iter::from_fn(|| {
+        let (index, noun) = match cursor.take() {
+            Ok(next) => next?,
+            Err(e) => {
+                failure = Some(e.into());
+                return None;
+            }
+        };
+        match decode(&noun) {
+            Ok(e) => Some(e),
+            Err(source) => {
+                failure = Some(LoggedError::Decode {
+                    path: log.path().to_path_buf(),
+                    index,
+                    source: Box::new(source),
+                });
+                None
+            }
+        }
+    });
+    let (state, m) = processor.stream(state, events, |c| {
+        sink(Committed::new(from + c.index, c.outcome, c.state));
+    });
+    (state, from + m.events, failure)
 }
 
 /// Replay `log` with `processor` from its newest intact snapshot,
@@ -55,41 +144,8 @@ where
         events: from,
     })?;
     let total = log.len();
-    let failure: RefCell<Option<LoggedError>> = RefCell::new(None);
-    let mut next = from;
-    let mut ready: std::vec::IntoIter<Noun> = Vec::new().into_iter();
-    let events = std::iter::from_fn(|| loop {
-        if let Some(n) = ready.next() {
-            let index = next - ready.len() as u64 - 1;
-            return match decode(&n) {
-                Ok(e) => Some(e),
-                Err(source) => {
-                    *failure.borrow_mut() = Some(LoggedError::Decode {
-                        path: path(),
-                        index,
-                        source: Box::new(source),
-                    });
-                    None
-                }
-            };
-        }
-        if next >= total {
-            return None;
-        }
-        let to = (next + 4096).min(total);
-        match log.read(next, to) {
-            Ok(v) => {
-                ready = v.into_iter();
-                next = to;
-            }
-            Err(e) => {
-                *failure.borrow_mut() = Some(e.into());
-                return None;
-            }
-        }
-    });
-    let (state, _) = processor.stream(state, events, |_| {});
-    if let Some(e) = failure.into_inner() {
+    let (state, _, failure) = run_from(processor, log, (from, state), total, decode, |_| {});
+    if let Some(e) = failure {
         return Err(e);
     }
     Ok(Replayed {
@@ -134,17 +190,13 @@ where
     let mut scanned = total;
     loop {
         let mut oldest = start;
-        let mut at = start;
-        while at < scanned {
-            let to = (at + 4096).min(scanned);
-            for (i, noun) in (at..).zip(log.read(at, to)?) {
-                if let Some(Ok((event, _, _))) = parse_reference(&noun) {
-                    if event < i {
-                        oldest = oldest.min(event);
-                    }
+        let mut scan = Cursor::new(log, start, scanned);
+        while let Some((i, noun)) = scan.take()? {
+            if let Some(Ok((event, _, _))) = parse_reference(&noun) {
+                if event < i {
+                    oldest = oldest.min(event);
                 }
             }
-            at = to;
         }
         scanned = start;
         if oldest >= start {
@@ -164,30 +216,19 @@ where
     })?;
     let failure: RefCell<Option<LoggedError>> = RefCell::new(None);
     let pending: RefCell<HashMap<u64, Request>> = RefCell::new(HashMap::new());
-    let mut next = from;
-    let mut ready: VecDeque<Noun> = VecDeque::new();
+    let mut cursor = Cursor::new(log, from, total);
     loop {
-        let round_start = next - ready.len() as u64;
+        let round_start = cursor.position();
         let delivered = std::cell::Cell::new(round_start);
         let events = std::iter::from_fn(|| {
-            if ready.is_empty() {
-                if next >= total {
+            let index = cursor.position();
+            let noun = match cursor.peek() {
+                Ok(next) => next?,
+                Err(e) => {
+                    *failure.borrow_mut() = Some(e.into());
                     return None;
                 }
-                let to = (next + 4096).min(total);
-                match log.read(next, to) {
-                    Ok(v) => {
-                        ready.extend(v);
-                        next = to;
-                    }
-                    Err(e) => {
-                        *failure.borrow_mut() = Some(e.into());
-                        return None;
-                    }
-                }
-            }
-            let index = next - ready.len() as u64;
-            let noun = ready.front().expect("not empty");
+            };
             let resolved = match parse_reference(noun) {
                 None => Ok(noun.clone()),
                 Some(Err(why)) => Err(why),
@@ -200,7 +241,8 @@ where
                     Some(request) => resolve(&request, id, &by),
                 },
             };
-            ready.pop_front();
+            // Peeked above: taking it reads nothing.
+            cursor.ready.pop_front();
             let decoded = resolved
                 .map_err(|why| LoggedError::Reference {
                     path: path(),
@@ -235,7 +277,7 @@ where
         if let Some(e) = failure.borrow_mut().take() {
             return Err(e);
         }
-        if m.events == 0 && ready.is_empty() && next >= total {
+        if m.events == 0 && cursor.position() >= total {
             break;
         }
     }

@@ -444,7 +444,8 @@ where
                 .as_ref()
                 .is_some_and(|g| g.send(nouns).is_ok());
             if !sent && failure.borrow().is_none() {
-                *failure.borrow_mut() = Some(durable.failure().unwrap_or(LoggedError::Unsettled));
+                *failure.borrow_mut() =
+                    Some(durable.failure().unwrap_or(LoggedError::LoggerStopped));
             }
             sent
         };
