@@ -1,5 +1,6 @@
-//! Noun and Nock microbenchmarks: the decrement loop, jam/cue of a 10^6-node
-//! noun, and mug of a fresh 10^6-node noun.
+//! Noun and Nock microbenchmarks: the decrement loop (alone, and on two
+//! threads sharing one formula), jam/cue of a 10^6-node noun, and mug of a
+//! fresh 10^6-node noun.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use spectree_benches::{balanced_tree, decrement_formula};
@@ -45,5 +46,42 @@ fn mug(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decrement, serial, mug);
+/// Two threads each run 2,000 decrement loops of 100 iterations on one
+/// formula: shared and mortal (every clone of an arm writes a reference
+/// count the other core also writes), shared and immortal, or a copy per
+/// thread. `one_thread` is the same work for one thread, for scale.
+fn shared_formula(c: &mut Criterion) {
+    const LOOPS: usize = 2_000;
+    let parse = || -> Noun { spectree_noun::nock::DECREMENT.parse().unwrap() };
+    let run = |f: &Noun| {
+        let formula = Noun::cell(
+            Noun::atom(7),
+            Noun::cell(Noun::cell(Noun::atom(1), Noun::atom(100)), f.clone()),
+        );
+        for _ in 0..LOOPS {
+            nock(Noun::atom(0), &formula, &Limits::default()).unwrap();
+        }
+    };
+    let two = |a: &Noun, b: &Noun| {
+        std::thread::scope(|s| {
+            s.spawn(|| run(a));
+            s.spawn(|| run(b));
+        })
+    };
+    let mortal = parse();
+    let immortal = parse();
+    immortal.immortalize();
+    let (own_a, own_b) = (parse(), parse());
+    let mut g = c.benchmark_group("shared_formula");
+    g.sample_size(20);
+    g.bench_function("one_thread", |b| b.iter(|| run(&mortal)));
+    g.bench_function("two_threads_mortal", |b| b.iter(|| two(&mortal, &mortal)));
+    g.bench_function("two_threads_immortal", |b| {
+        b.iter(|| two(&immortal, &immortal))
+    });
+    g.bench_function("two_threads_own_copies", |b| b.iter(|| two(&own_a, &own_b)));
+    g.finish();
+}
+
+criterion_group!(benches, decrement, serial, mug, shared_formula);
 criterion_main!(benches);

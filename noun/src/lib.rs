@@ -34,6 +34,7 @@
 
 mod atom;
 mod axis;
+mod counted;
 pub mod fuzzing;
 mod jam;
 mod mug;

@@ -180,3 +180,34 @@ proptest! {
         prop_assert_eq!(jam(&n), reference_jam(&n));
     }
 }
+
+/// An immortal noun behaves as any other: equal, printable, and edited by
+/// copying the path (never in place, as it is shared for good), with the
+/// original unchanged; nouns built on it stay mortal and are freed.
+#[test]
+fn immortal_nouns_behave_as_mortal_ones() {
+    use spectree_noun::{edit_mut, Axis};
+    let n: Noun = "[[1 2] [3 4] 5]".parse().unwrap();
+    let copy: Noun = "[[1 2] [3 4] 5]".parse().unwrap();
+    assert_eq!(n.immortalize(), 4);
+    assert!(n.is_immortal());
+    assert_eq!(n, copy);
+    assert_eq!(n.mug(), copy.mug());
+    let mut edited = n.clone();
+    edit_mut(&Axis::new(6).unwrap(), Noun::atom(9), &mut edited).unwrap();
+    assert_eq!(edited.to_string(), "[[1 2] 9 5]");
+    assert!(!edited.is_immortal(), "the copied path is mortal");
+    assert_eq!(
+        n.to_string(),
+        "[[1 2] [3 4] 5]",
+        "the immortal original is unchanged"
+    );
+    let bigger = Noun::cell(n.clone(), Noun::atom(0));
+    assert!(!bigger.is_immortal());
+    assert_eq!(
+        bigger.immortalize(),
+        1,
+        "only the new cell: the rest already is"
+    );
+    assert!(!Noun::atom(3).is_immortal());
+}

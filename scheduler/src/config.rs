@@ -151,8 +151,15 @@ impl<S: Backend> ProcessorBuilder<S> {
 
     /// The kernel formula Nock events run under (none by default: a Nock
     /// event then fails with [`EventError::NoKernel`](spectree_stm::EventError::NoKernel)).
+    ///
+    /// The kernel is made immortal ([`Noun::immortalize`]): it is never
+    /// freed, so that workers evaluating it in parallel do not contend on
+    /// its reference counts. Its cells are leaked once (a kernel already
+    /// immortal costs nothing more), so give long-lived processors their
+    /// kernel, not a fresh one per short run.
     #[must_use]
     pub fn kernel(mut self, kernel: Noun) -> Self {
+        kernel.immortalize();
         self.kernel = Some(kernel);
         self
     }

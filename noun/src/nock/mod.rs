@@ -51,7 +51,13 @@ pub const DECREMENT: &str = "[8 [1 0] 8 [1 6 [5 [0 7] 4 0 6] [0 6] 9 2 [0 2] [4 
 pub fn decrement() -> Noun {
     static FORMULA: std::sync::OnceLock<Noun> = std::sync::OnceLock::new();
     FORMULA
-        .get_or_init(|| DECREMENT.parse().expect("the decrement formula parses"))
+        .get_or_init(|| {
+            let formula: Noun = DECREMENT.parse().expect("the decrement formula parses");
+            // Lives for the process: threads running it in parallel must
+            // not contend on its reference counts.
+            formula.immortalize();
+            formula
+        })
         .clone()
 }
 

@@ -227,16 +227,29 @@ impl JetStreamLog {
                 })?;
             let mut js = jetstream::new(client);
             js.set_timeout(config.timeout);
-            let existing = match js.get_stream(&stream).await {
-                Ok(s) => Some(s),
-                Err(e) => match e.kind() {
-                    jetstream::context::GetStreamErrorKind::JetStream(j)
-                        if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
-                    {
-                        None
-                    }
-                    _ => return Err(err(format!("cannot read stream {stream}: {e}"))),
-                },
+            // Reads are retried while the stream is between leaders (a
+            // server was just lost): they fail with timeouts meanwhile.
+            let until = tokio::time::Instant::now() + config.timeout.saturating_mul(3);
+            let again = || async move {
+                let now = tokio::time::Instant::now();
+                if now < until {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                now < until
+            };
+            let existing = loop {
+                match js.get_stream(&stream).await {
+                    Ok(s) => break Some(s),
+                    Err(e) => match e.kind() {
+                        jetstream::context::GetStreamErrorKind::JetStream(j)
+                            if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                        {
+                            break None
+                        }
+                        _ if again().await => {}
+                        _ => return Err(err(format!("cannot read stream {stream}: {e}"))),
+                    },
+                }
             };
             let mut s = match (existing, create) {
                 (Some(s), _) => s,
@@ -252,19 +265,24 @@ impl JetStreamLog {
                     .await
                     .map_err(|e| err(format!("cannot create stream {stream}: {e}")))?,
             };
-            let empty = s
-                .info()
-                .await
-                .map_err(|e| err(format!("cannot read stream {stream}: {e}")))?
-                .state
-                .last_sequence
-                == 0;
+            let empty = loop {
+                match s.info().await {
+                    Ok(info) => break info.state.last_sequence == 0,
+                    Err(_) if again().await => {}
+                    Err(e) => return Err(err(format!("cannot read stream {stream}: {e}"))),
+                }
+            };
             // The header is the commit point of creation: the snapshot
             // store and snapshot 0 are made first, so a creator that dies
             // half-way leaves a stream without a header, which the next
             // creator completes (and a reader calls missing).
             let identity = match (empty, create) {
-                (false, _) => header(&s, &path).await?,
+                (false, _) => loop {
+                    match header(&s, &path).await {
+                        Err(LogError::Remote { .. }) if again().await => {}
+                        other => break other?,
+                    }
+                },
                 (true, None) => return Err(LogError::StreamMissing { path: path.clone() }),
                 (true, Some((identity, initial))) => {
                     let store = match js.get_object_store(&bucket).await {

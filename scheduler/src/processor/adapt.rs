@@ -12,7 +12,10 @@
 //!   fall back to direct execution when the width drops below 2, or when the
 //!   epoch's time per event was more than 10% worse than direct execution's;
 //! - while direct, probe speculation again after a number of epochs that
-//!   doubles (up to 64) each time a probe loses, and resets when one wins;
+//!   doubles (up to 1,024, about a second) each time a probe loses, and
+//!   resets when one wins: a probe of a workload speculation cannot help
+//!   costs a few epochs at 3-4x the time per event, so probing every 64
+//!   epochs cost such workloads (`kv` with no work) about a tenth;
 //! - while speculating, measure direct execution again after 2, 4, … up
 //!   to 32 epochs, so a change in the workload is noticed; a run starts
 //!   with two direct epochs (a warm-up and a baseline);
@@ -27,7 +30,8 @@ use std::time::{Duration, Instant};
 pub(crate) const EPOCH_COMMITS: u64 = 64;
 /// Shortest epoch.
 pub(crate) const EPOCH_TIME: Duration = Duration::from_millis(1);
-const MAX_PROBE_WAIT: u32 = 64;
+/// Most direct epochs between probes of speculation.
+const MAX_PROBE_WAIT: u32 = 1024;
 const DIRECT_CHECK_MAX: u32 = 32;
 
 pub(crate) struct Controller {
