@@ -425,6 +425,34 @@ impl JetStreamLog {
         remote(&self.path)
     }
 
+    /// The numbers of this log's snapshots at or below `limit`, ascending.
+    async fn snapshot_numbers(&self, limit: u64) -> Result<Vec<u64>, LogError> {
+        let mut list = self
+            .snapshots
+            .list()
+            .await
+            .map_err(|e| self.err()(format!("cannot list snapshots: {e}")))?;
+        let prefix = format!("snapshot-{:016x}-", self.key);
+        let mut found = Vec::new();
+        while let Some(info) = list.next().await {
+            let info = info.map_err(|e| self.err()(format!("cannot list snapshots: {e}")))?;
+            if info.deleted {
+                continue;
+            }
+            if let Some(n) = info
+                .name
+                .strip_prefix(prefix.as_str())
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                if n <= limit {
+                    found.push(n);
+                }
+            }
+        }
+        found.sort_unstable();
+        Ok(found)
+    }
+
     fn tail(&self) -> Tail {
         *self.tail.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -832,30 +860,18 @@ impl LogBackend for JetStreamLog {
         let wait = self.timeout.saturating_mul(6);
         let found = self.runtime.block_on(async {
             tokio::time::timeout(wait, async {
-                let mut list = self
-                    .snapshots
-                    .list()
-                    .await
-                    .map_err(|e| self.err()(format!("cannot list snapshots: {e}")))?;
-                let prefix = format!("snapshot-{:016x}-", self.key);
-                let mut found = Vec::new();
-                while let Some(info) = list.next().await {
-                    let info =
-                        info.map_err(|e| self.err()(format!("cannot list snapshots: {e}")))?;
-                    if info.deleted {
-                        continue;
-                    }
-                    if let Some(n) = info
-                        .name
-                        .strip_prefix(prefix.as_str())
-                        .and_then(|n| n.parse::<u64>().ok())
-                    {
-                        if n <= limit {
-                            found.push(n);
+                // Retried while the store is between leaders (a server was
+                // just lost): listing fails with timeouts meanwhile.
+                let until = tokio::time::Instant::now() + self.timeout.saturating_mul(3);
+                let found = loop {
+                    match self.snapshot_numbers(limit).await {
+                        Ok(found) => break found,
+                        Err(_) if tokio::time::Instant::now() < until => {
+                            tokio::time::sleep(Duration::from_millis(250)).await;
                         }
+                        Err(e) => return Err(e),
                     }
-                }
-                found.sort_unstable();
+                };
                 let mut damaged = Vec::new();
                 for n in found.into_iter().rev() {
                     let corrupt = |why| LogError::Corrupt {
@@ -865,11 +881,17 @@ impl LogBackend for JetStreamLog {
                         why,
                     };
                     let mut bytes = Vec::new();
-                    let mut object = self
-                        .snapshots
-                        .get(snapshot_name(self.key, n))
-                        .await
-                        .map_err(|e| self.err()(format!("cannot read snapshot {n}: {e}")))?;
+                    let mut object = loop {
+                        match self.snapshots.get(snapshot_name(self.key, n)).await {
+                            Ok(object) => break object,
+                            Err(_) if tokio::time::Instant::now() < until => {
+                                tokio::time::sleep(Duration::from_millis(250)).await;
+                            }
+                            Err(e) => {
+                                return Err(self.err()(format!("cannot read snapshot {n}: {e}")))
+                            }
+                        }
+                    };
                     if let Err(e) = object.read_to_end(&mut bytes).await {
                         damaged.push(self.err()(format!("cannot read snapshot {n}: {e}")));
                         continue;
