@@ -16,9 +16,10 @@
 //!   freed exactly once, when the last of them is dropped;
 //! - a count at or above [`IMMORTAL`] never goes below it again and the value
 //!   is never freed (immortality is permanent: a leak by design, bounded by
-//!   what callers make immortal). A count that reaches [`IMMORTAL`] by
-//!   increments alone also becomes immortal, so overflow leaks instead of
-//!   freeing early;
+//!   what callers make immortal). A count that passes half of
+//!   [`IMMORTAL`] by increments (2^61 pointers: never, in practice) is made
+//!   immortal by the clone that sees it, through the same compare-and-swap,
+//!   so overflow leaks instead of freeing early or aborting;
 //! - the count goes mortal → immortal by one compare-and-swap that adds
 //!   [`IMMORTAL`], so it cannot overflow whatever other threads do meanwhile.
 //!   A pointer cloned before that (and counted) and dropped after it only
@@ -172,7 +173,15 @@ impl<T> Clone for Counted<T> {
         if count.load(Ordering::Relaxed) < IMMORTAL {
             // Relaxed, as `Arc`: a new pointer is made from an existing one,
             // which keeps the value alive meanwhile.
-            count.fetch_add(1, Ordering::Relaxed);
+            let before = count.fetch_add(1, Ordering::Relaxed);
+            if (IMMORTAL / 2..IMMORTAL).contains(&before) {
+                // Absurdly many pointers: become immortal by the
+                // compare-and-swap, long before increments alone could
+                // reach `IMMORTAL` (where a racing decrement could take
+                // the count back below it while an uncounted pointer
+                // exists).
+                Self::immortalize(self);
+            }
         }
         Counted {
             ptr: self.ptr,
@@ -280,6 +289,20 @@ mod tests {
         assert!(Counted::into_inner(a).is_none());
         drop(b);
         assert_eq!(drops.load(Ordering::SeqCst), 0, "leaked by design");
+    }
+
+    /// A count pushed past half of [`IMMORTAL`] (as 2^61 leaked clones
+    /// would) makes the value immortal at the next clone.
+    #[test]
+    fn absurd_counts_become_immortal() {
+        let (a, drops) = probe();
+        a.inner().count.store(IMMORTAL / 2, Ordering::Relaxed);
+        assert!(!Counted::is_immortal(&a));
+        let b = a.clone();
+        assert!(Counted::is_immortal(&a));
+        drop(b);
+        drop(a);
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
     }
 
     /// Clones and drops racing with immortalization never free the value;

@@ -331,7 +331,7 @@ impl Noun {
     /// ```
     /// use spectree_noun::Noun;
     /// let kernel: Noun = "[2 [0 1] 0 2]".parse()?;
-    /// assert_eq!(kernel.immortalize(), 3);
+    /// assert_eq!(kernel.immortalize(), 4); // [2 [[0 1] [0 2]]]: four cells
     /// assert_eq!(kernel.immortalize(), 0, "already immortal");
     /// # Ok::<(), spectree_noun::ParseError>(())
     /// ```
