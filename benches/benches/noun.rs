@@ -1,6 +1,6 @@
 //! Noun and Nock microbenchmarks: the decrement loop (alone, and on two
-//! threads sharing one formula), jam/cue of a 10^6-node noun, and mug of a
-//! fresh 10^6-node noun.
+//! threads sharing one formula), edits of a state two threads share,
+//! jam/cue of a 10^6-node noun, and mug of a fresh 10^6-node noun.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use spectree_benches::{balanced_tree, decrement_formula};
@@ -83,5 +83,49 @@ fn shared_formula(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decrement, serial, mug, shared_formula);
+/// Two threads each make 20,000 edited versions of a 128-leaf state (a leaf
+/// at depth 7, as an `arvo` event's Nock 10 does): of one shared state,
+/// whose top cells both clone along every copied path, or of a copy each.
+fn shared_state_edits(c: &mut Criterion) {
+    use spectree_noun::{edit, Axis};
+    const EDITS: u64 = 20_000;
+    let run = |state: &Noun| {
+        for i in 0..EDITS {
+            let axis = Axis::new(128 + (i * 37) % 128).unwrap();
+            let edited = edit(&axis, Noun::atom(i), state).unwrap();
+            std::hint::black_box(&edited);
+        }
+    };
+    let shared = balanced_tree(128);
+    let (own_a, own_b) = (balanced_tree(128), balanced_tree(128));
+    let mut g = c.benchmark_group("shared_state_edits");
+    g.sample_size(20);
+    g.bench_function("one_thread", |b| b.iter(|| run(&shared)));
+    g.bench_function("two_threads_shared", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                s.spawn(|| run(&shared));
+                s.spawn(|| run(&shared));
+            })
+        })
+    });
+    g.bench_function("two_threads_own_copies", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                s.spawn(|| run(&own_a));
+                s.spawn(|| run(&own_b));
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    decrement,
+    serial,
+    mug,
+    shared_formula,
+    shared_state_edits
+);
 criterion_main!(benches);

@@ -13,7 +13,10 @@
 //!
 //! Invariants:
 //! - a count below [`IMMORTAL`] is the number of live pointers; the value is
-//!   freed exactly once, when the last of them is dropped;
+//!   freed exactly once, when the last of them is dropped. A pointer that
+//!   reads a count of 1 (acquire) is the only one, and no other can appear
+//!   (cloning needs a pointer), so it frees without a read-modify-write:
+//!   cheaper than `Arc` for the temporary cells an evaluation drops;
 //! - a count at or above [`IMMORTAL`] never goes below it again and the value
 //!   is never freed (immortality is permanent: a leak by design, bounded by
 //!   what callers make immortal). A count that passes half of
@@ -72,8 +75,8 @@ impl<T> Counted<T> {
     #[inline]
     fn inner(&self) -> &Inner<T> {
         // SAFETY: the allocation lives while any pointer to it does (it is
-        // freed only when the count drops from 1 to 0, by the last pointer),
-        // and `self` is one.
+        // freed only by the last pointer, when it is dropped or taken
+        // apart), and `self` is one.
         unsafe { self.ptr.as_ref() }
     }
 
@@ -151,36 +154,35 @@ impl<T> Counted<T> {
     pub fn into_inner(this: Self) -> Option<T> {
         let this = std::mem::ManuallyDrop::new(this);
         let count = &this.inner().count;
-        if count.load(Ordering::Relaxed) >= IMMORTAL {
-            return None;
+        match count.load(Ordering::Acquire) {
+            // The only pointer: no other can appear (see `Drop`).
+            1 => {}
+            c if c >= IMMORTAL => return None,
+            _ => {
+                if count.fetch_sub(1, Ordering::Release) != 1 {
+                    return None;
+                }
+                fence(Ordering::Acquire);
+            }
         }
-        if count.fetch_sub(1, Ordering::Release) != 1 {
-            return None;
-        }
-        fence(Ordering::Acquire);
-        // SAFETY: the count went 1 → 0: this was the last pointer, and the
-        // fence orders every other pointer's uses before this.
+        // SAFETY: this was the last pointer (the count read 1, or went
+        // 1 → 0 here), and the acquire load or fence orders every other
+        // pointer's uses before this; `this` is never dropped.
         let inner = unsafe { Box::from_raw(this.ptr.as_ptr()) };
         Some(inner.value)
     }
 }
 
 impl<T> Clone for Counted<T> {
-    #[inline]
+    #[inline(always)]
     fn clone(&self) -> Self {
         let count = &self.inner().count;
         // A read only, for immortal values: the point of them.
         if count.load(Ordering::Relaxed) < IMMORTAL {
             // Relaxed, as `Arc`: a new pointer is made from an existing one,
             // which keeps the value alive meanwhile.
-            let before = count.fetch_add(1, Ordering::Relaxed);
-            if (IMMORTAL / 2..IMMORTAL).contains(&before) {
-                // Absurdly many pointers: become immortal by the
-                // compare-and-swap, long before increments alone could
-                // reach `IMMORTAL` (where a racing decrement could take
-                // the count back below it while an uncounted pointer
-                // exists).
-                Self::immortalize(self);
+            if count.fetch_add(1, Ordering::Relaxed) >= IMMORTAL / 2 {
+                self.saturate();
             }
         }
         Counted {
@@ -191,18 +193,46 @@ impl<T> Clone for Counted<T> {
 }
 
 impl<T> Drop for Counted<T> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         let count = &self.inner().count;
-        if count.load(Ordering::Relaxed) >= IMMORTAL {
-            return;
+        // Acquire, for the unique case: it pairs with the release
+        // decrements of pointers dropped on other threads.
+        match count.load(Ordering::Acquire) {
+            // The only pointer (nobody can clone it meanwhile: that needs a
+            // pointer): free without a read-modify-write, as most of an
+            // evaluation's temporary cells are.
+            1 => self.free(),
+            c if c >= IMMORTAL => {}
+            _ => {
+                if count.fetch_sub(1, Ordering::Release) == 1 {
+                    fence(Ordering::Acquire);
+                    self.free();
+                }
+            }
         }
-        if count.fetch_sub(1, Ordering::Release) != 1 {
-            return;
-        }
-        fence(Ordering::Acquire);
-        // SAFETY: the count went 1 → 0: this was the last pointer, and the
-        // fence orders every other pointer's uses of the value before this.
+    }
+}
+
+impl<T> Counted<T> {
+    /// Absurdly many pointers: become immortal by the compare-and-swap,
+    /// long before increments alone could reach [`IMMORTAL`] (where a
+    /// racing decrement could take the count back below it while an
+    /// uncounted pointer exists).
+    #[cold]
+    #[inline(never)]
+    fn saturate(&self) {
+        Self::immortalize(self);
+    }
+
+    /// Free the value: out of line, so that every drop site stays small
+    /// (as `Arc`'s). The caller holds the last pointer, and every other
+    /// pointer's uses happen before this (an acquire load or fence after
+    /// their release decrements).
+    #[inline(never)]
+    fn free(&mut self) {
+        // SAFETY: as above: this is the last pointer, dropped now, and no
+        // use of the value by another pointer can follow.
         drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
     }
 }

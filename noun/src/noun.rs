@@ -30,12 +30,24 @@ use crate::counted::Counted;
 /// assert_eq!(n.to_string(), "[1 2 3]");
 /// assert_eq!(n, "[1 2 3]".parse().unwrap());
 /// ```
-#[derive(Clone)]
 pub enum Noun {
     /// An unsigned integer of any size.
     Atom(Atom),
     /// An ordered pair of nouns.
     Cell(Cell),
+}
+
+impl Clone for Noun {
+    /// O(1): a reference-count increment at most (none for inline atoms
+    /// and immortal cells). Always inlined: the interpreter clones on its
+    /// hot paths.
+    #[inline(always)]
+    fn clone(&self) -> Noun {
+        match self {
+            Noun::Atom(a) => Noun::Atom(a.clone()),
+            Noun::Cell(c) => Noun::Cell(c.clone()),
+        }
+    }
 }
 
 /// A shared, immutable pair of nouns with a lazily cached mug.
