@@ -174,7 +174,7 @@ impl<T> Counted<T> {
 }
 
 impl<T> Clone for Counted<T> {
-    #[inline(always)]
+    #[inline]
     fn clone(&self) -> Self {
         let count = &self.inner().count;
         // A read only, for immortal values: the point of them.
@@ -193,7 +193,7 @@ impl<T> Clone for Counted<T> {
 }
 
 impl<T> Drop for Counted<T> {
-    #[inline(always)]
+    #[inline]
     fn drop(&mut self) {
         let count = &self.inner().count;
         // Acquire, for the unique case: it pairs with the release
