@@ -157,6 +157,18 @@ impl<S: Backend> ProcessorBuilder<S> {
     /// its reference counts. Its cells are leaked once (a kernel already
     /// immortal costs nothing more), so give long-lived processors their
     /// kernel, not a fresh one per short run.
+    ///
+    /// ```
+    /// use spectree::noun::Noun;
+    /// use spectree::stm::RegionMap;
+    /// use spectree::{NounState, Processor};
+    ///
+    /// let kernel: Noun = "[[1 0] 10 [2 0 2] 0 3]".parse()?;
+    /// let builder = Processor::<NounState>::builder(RegionMap::depth(1)?).kernel(kernel.clone());
+    /// assert!(kernel.is_immortal(), "the same cells, now shared for good");
+    /// # drop(builder);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn kernel(mut self, kernel: Noun) -> Self {
         kernel.immortalize();
