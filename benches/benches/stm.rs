@@ -164,6 +164,17 @@ fn map_state(c: &mut Criterion) {
             std_map.insert(std_keys[j], 7)
         })
     });
+    // A persistent hash map's update keeping the old version, for scale.
+    let mut imbl_map: imbl::HashMap<u64, u64> = (0..KEYS).map(|k| (k, k)).collect();
+    let mut h = 0usize;
+    g.bench_function("imbl_hashmap_update_persistent", |b| {
+        b.iter(|| {
+            h = (h + 1) % 4096;
+            let old = imbl_map.clone();
+            imbl_map = old.update(std_keys[h], 9);
+            old
+        })
+    });
     g.finish();
 }
 
