@@ -20,8 +20,8 @@ use crate::run::capacity;
 pub struct Header {
     /// Report format version.
     pub version: u32,
-    /// `$SPECTREE_COMMIT`, else `git rev-parse HEAD` where the report was
-    /// made, else "unknown".
+    /// `$SPECTREE_COMMIT`, else the commit the tool was built from, else
+    /// `git rev-parse HEAD` where the report was made, else "unknown".
     pub git_commit: String,
     /// UTC date and time, ISO 8601.
     pub date: String,
@@ -240,6 +240,10 @@ fn bench_workload<S: Backend>(
 fn git_commit() -> String {
     if let Ok(c) = std::env::var("SPECTREE_COMMIT") {
         return c;
+    }
+    let built = env!("SPECTREE_BUILD_COMMIT");
+    if !built.is_empty() {
+        return built.to_string();
     }
     std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
