@@ -31,7 +31,6 @@
 //!   the clone's read of the count happens before the drop's), so it never
 //!   decrements.
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -243,12 +242,6 @@ impl<T> Deref for Counted<T> {
     #[inline]
     fn deref(&self) -> &T {
         &self.inner().value
-    }
-}
-
-impl<T: fmt::Debug> fmt::Debug for Counted<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
     }
 }
 

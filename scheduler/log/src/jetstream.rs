@@ -230,13 +230,6 @@ impl JetStreamLog {
             // Reads are retried while the stream is between leaders (a
             // server was just lost): they fail with timeouts meanwhile.
             let until = tokio::time::Instant::now() + config.timeout.saturating_mul(3);
-            let again = || async move {
-                let now = tokio::time::Instant::now();
-                if now < until {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                now < until
-            };
             let existing = loop {
                 match js.get_stream(&stream).await {
                     Ok(s) => break Some(s),
@@ -246,7 +239,7 @@ impl JetStreamLog {
                         {
                             break None
                         }
-                        _ if again().await => {}
+                        _ if pause_before_retry(until).await => {}
                         _ => return Err(err(format!("cannot read stream {stream}: {e}"))),
                     },
                 }
@@ -268,7 +261,7 @@ impl JetStreamLog {
             let empty = loop {
                 match s.info().await {
                     Ok(info) => break info.state.last_sequence == 0,
-                    Err(_) if again().await => {}
+                    Err(_) if pause_before_retry(until).await => {}
                     Err(e) => return Err(err(format!("cannot read stream {stream}: {e}"))),
                 }
             };
@@ -279,7 +272,7 @@ impl JetStreamLog {
             let identity = match (empty, create) {
                 (false, _) => loop {
                     match header(&s, &path).await {
-                        Err(LogError::Remote { .. }) if again().await => {}
+                        Err(LogError::Remote { .. }) if pause_before_retry(until).await => {}
                         other => break other?,
                     }
                 },
@@ -578,10 +571,7 @@ async fn publish(
                 if matches!(
                     e.kind(),
                     Kind::StreamNotFound | Kind::TimedOut | Kind::BrokenPipe | Kind::MaxAckPending
-                ) && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+                ) && pause_before_retry(deadline).await => {}
             other => return other,
         }
     }
@@ -676,12 +666,25 @@ async fn put_snapshot(
             Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_string(),
         };
-        if tokio::time::Instant::now() >= deadline {
+        if !pause_before_retry(deadline).await {
             return Err(failed(message));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Pause between two tries of a request that failed while a stream was
+/// between leaders: true after [`RETRY_PAUSE`], or false at once if
+/// `deadline` has passed (give up).
+async fn pause_before_retry(deadline: tokio::time::Instant) -> bool {
+    if tokio::time::Instant::now() >= deadline {
+        return false;
+    }
+    tokio::time::sleep(RETRY_PAUSE).await;
+    true
+}
+
+/// How long a retried request waits before its next try.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 impl LogBackend for JetStreamLog {
     fn path(&self) -> &Path {
@@ -866,9 +869,7 @@ impl LogBackend for JetStreamLog {
                 let found = loop {
                     match self.snapshot_numbers(limit).await {
                         Ok(found) => break found,
-                        Err(_) if tokio::time::Instant::now() < until => {
-                            tokio::time::sleep(Duration::from_millis(250)).await;
-                        }
+                        Err(_) if pause_before_retry(until).await => {}
                         Err(e) => return Err(e),
                     }
                 };
@@ -884,9 +885,7 @@ impl LogBackend for JetStreamLog {
                     let mut object = loop {
                         match self.snapshots.get(snapshot_name(self.key, n)).await {
                             Ok(object) => break object,
-                            Err(_) if tokio::time::Instant::now() < until => {
-                                tokio::time::sleep(Duration::from_millis(250)).await;
-                            }
+                            Err(_) if pause_before_retry(until).await => {}
                             Err(e) => {
                                 return Err(self.err()(format!("cannot read snapshot {n}: {e}")))
                             }
