@@ -396,6 +396,14 @@ impl Hook for Tracker<'_> {
         Prov::Fresh
     }
 
+    /// Fresh values and everything computed from them alone are fresh, and
+    /// every method records nothing for fresh tags: code whose subject is
+    /// fresh (a loop over the event's values) runs untracked.
+    #[inline(always)]
+    fn is_inert(&self, tag: &Prov) -> bool {
+        matches!(tag, Prov::Fresh)
+    }
+
     #[inline(always)]
     fn slot(&mut self, of: &Prov, axis: &Atom) -> Prov {
         match of {

@@ -62,6 +62,24 @@ pub trait Hook {
     fn inspect_cell(&mut self, noun: &Noun, tag: &Self::Tag) {
         self.inspect(noun, tag);
     }
+
+    /// Whether `tag` is *inert*: the hook observes nothing of a value so
+    /// tagged, nor of anything computed from such values alone.
+    ///
+    /// A hook that answers `true` for a tag promises, for inert `t`, `u`:
+    /// [`constant`](Self::constant) is inert; `slot(t, _)`, `cons(t, u)`
+    /// and `edit(t, _, u)` return a tag equal to what `constant` returns;
+    /// and `inspect`, `inspect_cell` and `failed` given `t` record
+    /// nothing. The interpreter may then evaluate a formula against a
+    /// subject with an inert tag without calling the hook at all (at
+    /// untracked speed, with the same steps, fuel, memory charges, safe
+    /// points and errors), and tag the product with `constant()`. The
+    /// default answers `false` for every tag: every call is made.
+    #[inline(always)]
+    fn is_inert(&self, tag: &Self::Tag) -> bool {
+        let _ = tag;
+        false
+    }
 }
 
 /// The hook that observes nothing; used by [`nock`](crate::nock::nock).

@@ -38,7 +38,9 @@ use std::collections::HashMap;
 
 use typed_arena::Arena;
 
-use super::{Crash, Hook, Limits, NockError, Traced, CELL_BYTES, CHECK_INTERVAL, FRAME_BYTES};
+use super::{
+    Crash, Hook, Limits, NoHook, NockError, Traced, CELL_BYTES, CHECK_INTERVAL, FRAME_BYTES,
+};
 use crate::axis::{edit_atom, slot_atom};
 use crate::{Atom, Noun, Unifier};
 
@@ -651,6 +653,9 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                 Some((s, t)) => (s, t),
                 None => (subject, tag),
             };
+            if self.hook.is_inert(t) {
+                return self.untracked(s, formula, depth);
+            }
             let next: (Noun, H::Tag) = match self.start(formula)? {
                 Op::Slot(axis) => return self.slot(s, t, axis),
                 Op::Quote(q) => return Ok((q.clone(), self.hook.constant())),
@@ -712,6 +717,50 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
                 }
             };
             held = Some(next);
+        }
+    }
+
+    /// Evaluate `formula` against a subject whose tag is inert
+    /// ([`Hook::is_inert`]) with no hook at all: everything computed from
+    /// it is inert too, so the hook would observe nothing and derive
+    /// `constant()` for the product. The untracked machine takes over this
+    /// one's counters, caches and depth, so fuel, memory charges, safe
+    /// points and errors are exactly what this machine would have met.
+    /// Called by the fast path only, when the explicit stacks are empty.
+    #[inline(never)]
+    fn untracked(&mut self, subject: &Noun, formula: &'a Noun, depth: u32) -> Step<(Noun, H::Tag)> {
+        debug_assert!(self.frames.is_empty() && self.subjects.is_empty());
+        let mut no_hook = NoHook;
+        let mut plain = Machine {
+            arena: self.arena,
+            interned: std::mem::take(&mut self.interned),
+            last: self.last,
+            limits: self.limits,
+            hook: &mut no_hook,
+            subjects: Vec::new(),
+            frames: Vec::new(),
+            fuel: self.fuel,
+            until_check: self.until_check,
+            allocated: self.allocated,
+            live: self.live,
+            unifier: self.unifier.take(),
+            max_depth: self.max_depth,
+            halted: None,
+        };
+        let result = plain.fast(subject, &(), formula, depth);
+        debug_assert_eq!(plain.live, self.live);
+        self.interned = plain.interned;
+        self.last = plain.last;
+        self.fuel = plain.fuel;
+        self.until_check = plain.until_check;
+        self.allocated = plain.allocated;
+        self.unifier = plain.unifier;
+        match result {
+            Ok((product, ())) => Ok((product, self.hook.constant())),
+            Err(Halt) => {
+                self.halted = plain.halted;
+                Err(Halt)
+            }
         }
     }
 

@@ -364,12 +364,39 @@ fn fast_path_and_machine_agree() {
             100,
         ),
         ("[5 6]".into(), "[5 [4 0 2] 4 0 3]".into(), 100),
+        // Sub-computations on subjects built from constants alone, which
+        // the fast path runs without the hook when constants are inert,
+        // with work after them: cells built, steps taken, a call.
+        (
+            "[1 2]".into(),
+            "[[7 [1 0] [1 1] [1 2] [1 3] 1 4] [0 1] [0 1] [0 1] 0 1]".into(),
+            100,
+        ),
+        (
+            "[1 2]".into(),
+            "[[7 [1 0] 8 [4 0 1] [4 0 2] [0 3] 4 0 2] [7 [0 1] 2 [0 1] 1 0 2] 0 3]".into(),
+            100,
+        ),
+        (
+            "7".into(),
+            "[[2 [1 9] 1 [1 3] 4 0 1] 9 2 1 [4 0 3] 5]".into(),
+            100,
+        ),
     ];
     // A deep non-tail recursion, far past the fast path's native depth.
     let length = "[8 [1 6 [3 0 3] [4 9 2 10 [3 0 7] 0 1] [1 0]] 9 2 0 1]";
     let list = deep_list(300).to_string();
     let mut cases = cases;
     cases.push((list, length.into(), 1_000_000));
+    // Long call-free runs, so that a periodic safe point falls after the
+    // return from an inert sub-computation: 600 increments of a constant,
+    // then 600 of a subject value.
+    let chain = "4 ".repeat(600);
+    cases.push((
+        "[1 2]".into(),
+        format!("[[7 [1 0] {chain}0 1] {chain}0 2]"),
+        10_000,
+    ));
     for (subject, formula, fuel) in cases {
         let (s, f) = (n(&subject), n(&formula));
         // Every fuel budget up to the full run, for short runs; a few for long ones.
@@ -382,16 +409,29 @@ fn fast_path_and_machine_agree() {
         )
         .map(|t| t.steps)
         .unwrap_or(fuel);
-        let budgets: Vec<u64> = if full <= 200 {
-            (0..=full + 1).collect()
+        // Every fuel budget up to the full run and memory budgets in steps
+        // of 32 bytes, for short runs; a few of each for long ones.
+        let (budgets, memories): (Vec<u64>, Vec<u64>) = if full <= 200 {
+            (
+                (0..=full + 1).collect(),
+                (0..=100).map(|m| m * 32).collect(),
+            )
         } else {
-            vec![0, 1, full / 3, full - 1, full, fuel]
+            (
+                vec![0, 1, full / 3, full - 1, full, fuel],
+                vec![0, 64, 200, 1000, 5000],
+            )
         };
-        let memories = [0, 64, 200, 1000, 5000, u64::MAX];
+        let cancelled = CancelToken::new();
+        cancelled.cancel();
         let runs = budgets
             .iter()
             .map(|&b| Limits::fuel(b).with_memory(u64::MAX))
-            .chain(memories.iter().map(|&m| Limits::fuel(fuel).with_memory(m)));
+            .chain(memories.iter().map(|&m| Limits::fuel(fuel).with_memory(m)))
+            .chain([
+                Limits::fuel(fuel).with_memory(u64::MAX),
+                Limits::fuel(fuel).with_cancel(Some(cancelled.clone())),
+            ]);
         for limits in runs {
             let context = format!(
                 "{subject} {formula} fuel, memory {:?}",
