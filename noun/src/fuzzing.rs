@@ -3,7 +3,7 @@
 //! property and panics (saying what differed) when it fails. The committed
 //! corpus replays through them on stable Rust (`tests/fuzz_corpus.rs`).
 
-use crate::nock::{run_with_depth, Hook, Limits, NockError, Traced, MAX_DEPTH};
+use crate::nock::{run_with_depth, Hook, Limits, NoHook, NockError, Traced, MAX_DEPTH};
 use crate::{cue_bytes, jam_bytes, Atom, Noun};
 
 /// `cue`: arbitrary bytes never panic; what decodes re-encodes to bytes
@@ -36,7 +36,8 @@ pub fn nock_run(data: &[u8]) {
 /// Run `formula` on `subject` under `limits` on the fast path and on the
 /// explicit-stack machine alone; panic (naming `context`) unless both give
 /// the same product or error, steps, product tag and every hook call. Runs
-/// three times: with a hook that sees everything, and with one that treats
+/// untracked (the fast path is then the compiled evaluator), then three
+/// times with hooks: with a hook that sees everything, and with one that treats
 /// constants as inert ([`Hook::is_inert`]), the subject tagged live and
 /// inert, so the fast path's untracked evaluation of inert subjects must
 /// observe exactly what the machine, which never skips the hook, does.
@@ -46,6 +47,24 @@ pub(crate) fn assert_evaluators_agree(
     limits: &Limits,
     context: &str,
 ) {
+    // Untracked: the compiled evaluator against the machine.
+    let compiled = run_with_depth(subject.clone(), (), formula, limits, &mut NoHook, MAX_DEPTH);
+    let machine = run_with_depth(subject.clone(), (), formula, limits, &mut NoHook, 0);
+    let untracked = |r: &Result<Traced<()>, NockError>| match r {
+        Ok(t) => Ok((t.product.mug(), t.steps)),
+        Err(e) => Err(e.clone()),
+    };
+    assert_eq!(
+        untracked(&compiled),
+        untracked(&machine),
+        "the compiled evaluator and the machine differ {context}"
+    );
+    if let (Ok(a), Ok(b)) = (&compiled, &machine) {
+        assert!(
+            a.product == b.product,
+            "the untracked products differ {context}"
+        );
+    }
     for (inert, tag) in [(false, 5), (true, 5), (true, HashRecorder::INERT)] {
         let (mut fast_log, mut machine_log) = (HashRecorder::new(inert), HashRecorder::new(inert));
         let fast = run_with_depth(

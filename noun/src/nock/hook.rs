@@ -102,4 +102,10 @@ impl Hook for NoHook {
     fn inspect(&mut self, _: &Noun, _: &()) {}
     #[inline(always)]
     fn inspect_cell(&mut self, _: &Noun, _: &()) {}
+    /// Every value is inert to a hook that observes nothing, so untracked
+    /// runs take the compiled evaluator.
+    #[inline(always)]
+    fn is_inert(&self, _: &()) -> bool {
+        true
+    }
 }

@@ -38,6 +38,11 @@ use std::collections::HashMap;
 
 use typed_arena::Arena;
 
+mod compile;
+mod compiled;
+
+use compile::Node;
+
 use super::{
     Crash, Hook, Limits, NoHook, NockError, Traced, CELL_BYTES, CHECK_INTERVAL, FRAME_BYTES,
 };
@@ -206,6 +211,11 @@ pub(super) struct Machine<'a, 'h, H: Hook> {
     arena: &'a Arena<Noun>,
     interned: HashMap<usize, &'a Noun>,
     last: Option<(usize, &'a Noun)>,
+    /// Compiled formulas (`compile.rs`), for untracked evaluation; keyed
+    /// like `interned`, whose arena keeps every key's formula alive.
+    nodes: &'a Arena<Node<'a>>,
+    compiled: HashMap<usize, &'a Node<'a>>,
+    last_node: Option<(usize, &'a Node<'a>)>,
     limits: &'h Limits,
     hook: &'h mut H,
     subjects: Vec<(Noun, H::Tag)>,
@@ -224,9 +234,24 @@ pub(super) struct Machine<'a, 'h, H: Hook> {
     halted: Option<NockError>,
 }
 
+/// Compute `*[subject formula]` (see [`run_with_depth`](super::run_with_depth)).
+pub(super) fn evaluate<H: Hook>(
+    subject: Noun,
+    tag: H::Tag,
+    formula: &Noun,
+    limits: &Limits,
+    hook: &mut H,
+    max_depth: u32,
+) -> Result<Traced<H::Tag>, NockError> {
+    let arena = Arena::new();
+    let nodes = Arena::new();
+    Machine::new(&arena, &nodes, limits, hook, max_depth).run(subject, tag, formula)
+}
+
 impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
-    pub(super) fn new(
+    fn new(
         arena: &'a Arena<Noun>,
+        nodes: &'a Arena<Node<'a>>,
         limits: &'h Limits,
         hook: &'h mut H,
         max_depth: u32,
@@ -235,6 +260,9 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
             arena,
             interned: HashMap::new(),
             last: None,
+            nodes,
+            compiled: HashMap::new(),
+            last_node: None,
             limits,
             hook,
             subjects: Vec::new(),
@@ -735,6 +763,9 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
             arena: self.arena,
             interned: std::mem::take(&mut self.interned),
             last: self.last,
+            nodes: self.nodes,
+            compiled: std::mem::take(&mut self.compiled),
+            last_node: self.last_node,
             limits: self.limits,
             hook: &mut no_hook,
             subjects: Vec::new(),
@@ -747,16 +778,19 @@ impl<'a, 'h, H: Hook> Machine<'a, 'h, H> {
             max_depth: self.max_depth,
             halted: None,
         };
-        let result = plain.fast(subject, &(), formula, depth);
+        let node = plain.node(formula);
+        let result = plain.compiled(subject, node, depth);
         debug_assert_eq!(plain.live, self.live);
         self.interned = plain.interned;
         self.last = plain.last;
+        self.compiled = plain.compiled;
+        self.last_node = plain.last_node;
         self.fuel = plain.fuel;
         self.until_check = plain.until_check;
         self.allocated = plain.allocated;
         self.unifier = plain.unifier;
         match result {
-            Ok((product, ())) => Ok((product, self.hook.constant())),
+            Ok(product) => Ok((product, self.hook.constant())),
             Err(Halt) => {
                 self.halted = plain.halted;
                 Err(Halt)

@@ -313,8 +313,7 @@ pub(crate) fn run_with_depth<H: Hook>(
     hook: &mut H,
     max_depth: u32,
 ) -> Result<Traced<H::Tag>, NockError> {
-    let arena = typed_arena::Arena::new();
-    machine::Machine::new(&arena, limits, hook, max_depth).run(subject, tag, formula)
+    machine::evaluate(subject, tag, formula, limits, hook, max_depth)
 }
 
 #[cfg(test)]

@@ -593,3 +593,37 @@ fn memory_is_budgeted_and_the_stack_counts() {
         Ok(Noun::atom(99))
     );
 }
+
+/// A cancelled run stops at the first periodic safe point, after exactly
+/// `CHECK_INTERVAL` steps of call-free code, on every evaluator, wherever
+/// the compiled evaluator's straight-line blocks begin and end: chains of
+/// `[7 [4 0 1] ...]` (three steps per link, in tail position, so no
+/// native depth) of lengths around the interval, shifted by one step at a
+/// time.
+#[test]
+fn cancellation_lands_on_the_same_step() {
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    let limits = Limits::fuel(1_000_000).with_cancel(Some(cancelled));
+    let links = CHECK_INTERVAL as usize / 3;
+    for shift in 0..3 {
+        for length in links - 40..links + 40 {
+            // `shift` more steps first: [7 [1 0] ...] is two, [7 [1 0] 7 [1 0] ...] four.
+            let lead = "[7 [1 0] ".repeat(shift);
+            let chain = "[7 [4 0 1] ".repeat(length);
+            let close = "]".repeat(shift + length);
+            let f = n(&format!("{lead}{chain}[0 1]{close}"));
+            let starts = (2 * shift + 3 * length + 1) as u64;
+            let expected = if starts >= CHECK_INTERVAL {
+                Err(NockError::Cancelled {
+                    spent: CHECK_INTERVAL,
+                })
+            } else {
+                Ok(Noun::atom(length as u64))
+            };
+            let context = format!("shift {shift}, length {length}");
+            assert_eq!(nock(Noun::ZERO, &f, &limits), expected, "{context}");
+            assert_evaluators_agree(&Noun::ZERO, &f, &limits, &context);
+        }
+    }
+}
